@@ -1,0 +1,26 @@
+# make install: .venv with the project and its test tools; make train / make test run it first.
+# Python: python3.12 when present (jax 0.12 needs it), else python3 (>= 3.11).
+PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install train test clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; install python3.12 or pass PYTHON=/path/to/python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $(INSTALLED)
+
+train: install
+	$(VENV)/bin/python train.py $(ARGS)
+
+test: install
+	$(VENV)/bin/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) runs

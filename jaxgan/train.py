@@ -1,0 +1,359 @@
+"""Training: the state pytree, ONE jit-compiled update step, and the loop around it.
+
+Read top to bottom: `build_models` and `build_optimizers` turn a config into the static parts,
+`init_state` makes the whole TrainState, `make_step` is the GAN update (D step, G step, EMA of G),
+and `train_and_evaluate` runs it with logging, sample grids and Orbax checkpoints in WORKDIR.
+"""
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from jaxgan import checkpoint, data, losses, models, sampling
+from jaxgan.errors import UserError
+
+# Config keys that may change when a run is resumed: they do not alter the computation.
+RESUMABLE_KEYS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
+                  "eval_every", "data.data_dir")
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a run needs to continue exactly: checkpointed whole.
+
+    The data position is `step` itself (see `jaxgan.data`) and the RNG is `fold_in(key(seed), step)`,
+    so neither needs a field of its own.
+    """
+
+    step: jax.Array  # int32 [], generator updates done
+    g_params: Any
+    g_batch_stats: Any  # running batch-norm statistics of G
+    d_params: Any
+    d_batch_stats: Any  # spectral-norm power-iteration vectors of D (empty without spectral norm)
+    g_opt_state: Any
+    d_opt_state: Any
+    ema_params: Any  # exponential moving average of g_params, what sample grids and sample.py use
+
+
+def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
+                 num_classes: int) -> tuple[models.Generator, models.Discriminator]:
+    """The generator and discriminator for `config.model` and a dataset of `image_shape` images."""
+    if config.model.name != "dcgan":
+        raise UserError(f"unknown model '{config.model.name}': set --config.model.name=dcgan")
+    height, width, channels = image_shape
+    if height != width:
+        raise UserError(f"images are {height}x{width}; jaxgan's DCGAN needs square images")
+    try:
+        models.num_upsamplings(height)
+    except ValueError as e:
+        raise UserError(f"{e}; pick a dataset or image size such as 28, 32 or 64") from None
+    generator = models.Generator(image_size=height, channels=channels, num_classes=num_classes,
+                                 width=config.model.g_width)
+    discriminator = models.Discriminator(num_classes=num_classes, width=config.model.d_width,
+                                         spectral_norm=config.model.d_spectral_norm)
+    return generator, discriminator
+
+
+def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
+    """Adam for G and for D, each with its own learning rate (TTUR when they differ)."""
+    o = config.optim
+    return (optax.adam(o.g_lr, b1=o.b1, b2=o.b2), optax.adam(o.d_lr, b1=o.b1, b2=o.b2))
+
+
+def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
+               discriminator: models.Discriminator, image_shape: tuple[int, int, int]) -> TrainState:
+    """A fresh TrainState from `config.seed` (pure: call under `jax.jit` or `jax.eval_shape`)."""
+    g_key, d_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
+    z = jnp.zeros((2, config.model.latent_dim))
+    labels = jnp.zeros((2,), jnp.int32)
+    g_variables = generator.init(g_key, z, labels)
+    d_variables = discriminator.init(d_key, jnp.zeros((2, *image_shape)), labels)
+    g_tx, d_tx = build_optimizers(config)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_variables["params"],
+        g_batch_stats=g_variables["batch_stats"],
+        d_params=d_variables["params"],
+        d_batch_stats=d_variables.get("batch_stats", {}),
+        g_opt_state=g_tx.init(g_variables["params"]),
+        d_opt_state=d_tx.init(d_variables["params"]),
+        ema_params=g_variables["params"],
+    )
+
+
+def step_latents(config: ml_collections.ConfigDict, step: jax.Array | int, batch_size: int) -> jax.Array:
+    """float32 [batch_size, latent_dim]: the generator's input at `step`, N(0, I) from fold_in(seed, step)."""
+    step_root = jax.random.fold_in(jax.random.key(config.seed), 1)
+    return jax.random.normal(jax.random.fold_in(step_root, step), (batch_size, config.model.latent_dim))
+
+
+def make_step(config: ml_collections.ConfigDict, generator: models.Generator,
+              discriminator: models.Discriminator) -> Callable:
+    """Returns the pure update `step(state, batch) -> (state, metrics)`.
+
+    batch: {"image": float32 [B, H, W, C] in [-1, 1], "label": int32 [B]}. One call does one
+    discriminator update, then one generator update against the updated discriminator, then the EMA
+    of G. The generator runs forward once: the fakes that train D are the ones whose gradient trains
+    G (through `jax.vjp`), as in the classic DCGAN loop, so G costs one forward and one backward pass.
+    """
+    d_loss_fn, g_loss_fn = losses.LOSSES[config.loss.name]
+    g_tx, d_tx = build_optimizers(config)
+    conditional = generator.num_classes > 0
+
+    def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+        real = batch["image"]
+        labels = batch["label"] if conditional else None
+        z = step_latents(config, state.step, real.shape[0])
+
+        def generate(g_params):
+            fake, updates = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats},
+                                            z, labels, train=True, mutable=["batch_stats"])
+            return fake, updates["batch_stats"]
+
+        fake, g_vjp, g_batch_stats = jax.vjp(generate, state.g_params, has_aux=True)
+
+        # Discriminator: real and (fixed) fake images in one batch; one power iteration per D step.
+        def d_objective(d_params):
+            both_labels = None if labels is None else jnp.concatenate([labels, labels])
+            logits, updates = discriminator.apply(
+                {"params": d_params, "batch_stats": state.d_batch_stats},
+                jnp.concatenate([real, jax.lax.stop_gradient(fake)]), both_labels,
+                update_stats=True, mutable=["batch_stats"])
+            real_logits, fake_logits = jnp.split(logits, 2)
+            return d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, updates.get("batch_stats", {}))
+
+        (d_loss, (real_logits, fake_logits, d_batch_stats)), d_grads = jax.value_and_grad(
+            d_objective, has_aux=True)(state.d_params)
+        d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+        d_params = optax.apply_updates(state.d_params, d_updates)
+
+        # Generator: gradient of its loss with respect to the fakes, pulled back through G.
+        def g_objective(fake_images):
+            return g_loss_fn(discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},
+                                                 fake_images, labels))
+
+        g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
+        (g_grads,) = g_vjp(fake_grad)
+        g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+        g_params = optax.apply_updates(state.g_params, g_updates)
+
+        # EMA with warm-up: early on the average follows G closely instead of remembering its init.
+        t = state.step.astype(jnp.float32)
+        decay = jnp.minimum(config.optim.ema_decay, (1.0 + t) / (10.0 + t))
+        ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
+
+        new_state = state.replace(step=state.step + 1, g_params=g_params, g_batch_stats=g_batch_stats,
+                                  d_params=d_params, d_batch_stats=d_batch_stats, g_opt_state=g_opt_state,
+                                  d_opt_state=d_opt_state, ema_params=ema_params)
+        metrics = {"d_loss": d_loss, "g_loss": g_loss,
+                   "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
+        return new_state, metrics
+
+    return step
+
+
+def make_mesh() -> jax.sharding.Mesh:
+    """All devices of all processes on one "data" axis: batch sharded, parameters replicated."""
+    # Auto axes: XLA propagates shardings from the explicit in/out shardings of the step.
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def jit_step(step: Callable, mesh: jax.sharding.Mesh) -> Callable:
+    """`step` compiled with explicit shardings, the input state donated (updated in place)."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(step, in_shardings=(replicated, batch_sharding),
+                   out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def make_generate(generator: models.Generator) -> Callable:
+    """Compiled `generate(g_params, g_batch_stats, z, labels) -> images` in inference mode."""
+
+    @jax.jit
+    def generate(g_params, g_batch_stats, z, labels):
+        return generator.apply({"params": g_params, "batch_stats": g_batch_stats}, z, labels, train=False)
+
+    return generate
+
+
+def flat_config(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:
+    """{"model.g_width": 64, ...}: the config as one flat dict of dotted keys."""
+    items = config.items() if isinstance(config, dict) else config.to_dict().items()
+    flat = {}
+    for key, value in items:
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], workdir: str) -> None:
+    """Refuses to resume a run whose saved config differs in keys that change the computation."""
+    new, old = flat_config(config), flat_config(saved)
+    changed = sorted(k for k in set(new) | set(old)
+                     if k not in RESUMABLE_KEYS and new.get(k, "<absent>") != old.get(k, "<absent>"))
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed)
+        raise UserError(f"{workdir} holds a run with another config ({details}); "
+                        f"pass the same config to resume it or use a new --workdir")
+
+
+def prepare_workdir(workdir: str) -> None:
+    """Creates `workdir` or fails with a clear message, before anything is written in it."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create --workdir {workdir} ({e.strerror}); pick a writable directory") from None
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise UserError(f"--workdir {workdir} is not writable; pick a writable directory")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks config values that would otherwise fail deep inside JAX."""
+    if config.loss.name not in losses.LOSSES:
+        raise UserError(f"unknown loss '{config.loss.name}': set --config.loss.name to one of "
+                        f"{', '.join(losses.LOSSES)}")
+    for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
+        if config[key] <= 0:
+            raise UserError(f"--config.{key}={config[key]} must be a positive integer")
+    if config.eval_every < 0:
+        raise UserError(f"--config.eval_every={config.eval_every} must be >= 0 (0 = never)")
+    if config.batch_size % jax.device_count():
+        raise UserError(f"--config.batch_size={config.batch_size} is not divisible by the "
+                        f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
+
+
+class MetricsLog:
+    """Appends one JSON object per line to WORKDIR/metrics.jsonl (process 0 only)."""
+
+    def __init__(self, workdir: str, resume_step: int):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.enabled = jax.process_index() == 0
+        if self.enabled and os.path.exists(self.path):
+            # Lines after the restored checkpoint belong to steps that are about to be redone.
+            with open(self.path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+            sampling.write_atomically(self.path, lambda f: f.write("".join(kept).encode()))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+    """Trains (or resumes) the run in `workdir` up to `config.steps` and returns the final state."""
+    validate(config)
+    dataset = data.load_dataset(config.data.name, config.data.split, config.data.label_key or None,
+                                config.data.data_dir or None)
+    generator, discriminator = build_models(config, dataset.image_shape, dataset.num_classes)
+    saved_config_path = os.path.join(workdir, "config.json")
+    if os.path.exists(saved_config_path):
+        with open(saved_config_path) as f:
+            check_resumable(config, json.load(f), workdir)
+    prepare_workdir(workdir)
+    is_main = jax.process_index() == 0
+
+    mesh = make_mesh()
+    replicated = NamedSharding(mesh, PartitionSpec())
+    abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, dataset.image_shape))
+    manager = checkpoint.open_manager(workdir, config.keep_checkpoints)
+    try:
+        if manager.latest_step() is not None:
+            state = checkpoint.restore(manager, manager.latest_step(), abstract_state, replicated, workdir)
+            print(f"Resumed {workdir} from step {int(state.step)}.", flush=True)
+        else:
+            state = jax.jit(lambda: init_state(config, generator, discriminator, dataset.image_shape),
+                            out_shardings=replicated)()
+        start = int(state.step)
+        if start >= config.steps:
+            print(f"{workdir} is already trained to step {start} of {config.steps}; nothing to do "
+                  f"(raise --config.steps to train further, or pass another --workdir).", flush=True)
+            return state
+        if is_main:
+            sampling.write_atomically(saved_config_path, lambda f: f.write(config.to_json(indent=2).encode()))
+        return _train_loop(config, workdir, dataset, generator, discriminator, mesh, manager, state, start)
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+
+
+def _train_loop(config, workdir, dataset, generator, discriminator, mesh, manager, state, start):
+    """Steps from `start` to `config.steps`, logging, sampling and checkpointing; returns the last state."""
+    is_main = jax.process_index() == 0
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    metrics_log = MetricsLog(workdir, start)
+    grid_z, grid_labels, grid_columns = _grid_inputs(config, dataset.num_classes)
+    generate = make_generate(generator)
+
+    def batch_at(step):
+        return data.to_global(data.host_batch(dataset, config.seed, step, config.batch_size), batch_sharding)
+
+    compile_start = time.perf_counter()
+    step_fn = jit_step(make_step(config, generator, discriminator), mesh).lower(state, batch_at(start)).compile()
+    if is_main:
+        print(f"Compiled the train step in {time.perf_counter() - compile_start:.1f} s; "
+              f"training {workdir} from step {start} to {config.steps} "
+              f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
+
+    window_start, window_sums, window_steps = time.perf_counter(), None, 0
+    batch = batch_at(start)
+    for step in range(start + 1, config.steps + 1):
+        state, metrics = step_fn(state, batch)
+        if step < config.steps:
+            batch = batch_at(step)  # read while the device computes (dispatch is asynchronous)
+        window_sums = metrics if window_sums is None else jax.tree.map(jnp.add, window_sums, metrics)
+        window_steps += 1
+        last = step == config.steps
+
+        if step % config.log_every == 0 or last:
+            means = {k: float(v) / window_steps for k, v in jax.device_get(window_sums).items()}
+            elapsed = time.perf_counter() - window_start
+            steps_per_s = window_steps / elapsed
+            record = {"step": step, **means, "steps_per_s": steps_per_s,
+                      "images_per_s": steps_per_s * config.batch_size}
+            metrics_log.write(record)
+            if is_main:
+                eta = format_duration((config.steps - step) / steps_per_s)
+                print(f"step {step}/{config.steps}  d_loss {means['d_loss']:.3f}  g_loss {means['g_loss']:.3f}  "
+                      f"{steps_per_s:.2f} steps/s  {record['images_per_s']:.0f} img/s  ETA {eta}", flush=True)
+            window_start, window_sums, window_steps = time.perf_counter(), None, 0
+
+        if step % config.sample_every == 0 or last:
+            images = generate(state.ema_params, state.g_batch_stats, grid_z, grid_labels)
+            if is_main:
+                grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
+                sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
+
+        if step % config.checkpoint_every == 0 or last:
+            checkpoint.save(manager, state, config, dataset)
+    return state
+
+
+def _grid_inputs(config, num_classes):
+    """Fixed latents and labels for the sample grids: one row per class (first 10), 10 columns."""
+    if num_classes:
+        labels = np.repeat(np.arange(min(num_classes, 10), dtype=np.int32), 10)
+        columns = 10
+    else:
+        labels = np.zeros(64, np.int32)
+        columns = 8
+    z = sampling.latents(config.seed, len(labels), config.model.latent_dim)
+    return z, (labels if num_classes else None), columns

@@ -1,0 +1,95 @@
+"""train.py and sample.py run as a user runs them: subprocesses, real files, exit codes."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from conftest import run_script, tiny_flags
+
+
+def error_line(process) -> str:
+    """The last line of stderr: where train.py / sample.py put their one-line error."""
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def test_train_then_sample_end_to_end(data_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    trained = run_script("train.py", "--workdir", workdir, *tiny_flags(data_dir))
+    assert trained.returncode == 0, trained.stderr
+    assert "step 4/4" in trained.stdout and "steps/s" in trained.stdout and "ETA" in trained.stdout
+    assert {"config.json", "metrics.jsonl", "checkpoints", "samples"} <= set(os.listdir(workdir))
+
+    grid = str(tmp_path / "grid.png")
+    sampled = run_script("sample.py", "--workdir", workdir, "--labels", "0,1,2,3,4,5,6,7,8,9",
+                         "--num", "100", "--out", grid)
+    assert sampled.returncode == 0, sampled.stderr
+    image = np.asarray(Image.open(grid))
+    assert image.shape == (10 * 30 + 2, 10 * 30 + 2)  # 10x10 digits of 28 px with 2 px gaps
+
+    raw = str(tmp_path / "x.npy")
+    again = str(tmp_path / "again.npy")
+    for out in (raw, again):
+        assert run_script("sample.py", "--workdir", workdir, "--num", "12", "--seed", "3", "--labels", "7",
+                          "--truncation", "0.5", "--out", out).returncode == 0
+    array = np.load(raw)
+    assert array.shape == (12, 28, 28, 1) and array.dtype == np.float32
+    assert -1 <= array.min() and array.max() <= 1
+    with open(raw, "rb") as a, open(again, "rb") as b:
+        assert a.read() == b.read()  # same arguments, same bytes
+
+    finished = run_script("train.py", "--workdir", workdir, *tiny_flags(data_dir))
+    assert finished.returncode == 0 and "nothing to do" in finished.stdout
+
+
+def test_unknown_config_key_is_one_clear_line(data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    process = run_script("train.py", "--workdir", str(workdir), "--config.model.no_such_key=3")
+    assert process.returncode != 0
+    assert "Traceback" not in process.stderr
+    assert error_line(process).startswith("train.py: error:") and "no_such_key" in error_line(process)
+    assert not workdir.exists()
+
+
+def test_bad_flag_value_is_one_clear_line(data_dir, tmp_path):
+    process = run_script("train.py", "--workdir", str(tmp_path / "run"), "--config.steps=many")
+    assert process.returncode != 0 and "Traceback" not in process.stderr
+    assert "steps" in error_line(process) and error_line(process).startswith("train.py: error:")
+
+
+def test_unknown_dataset_is_one_clear_line(data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    process = run_script("train.py", "--workdir", str(workdir), "--config.data.name=no_such_dataset",
+                         f"--config.data.data_dir={data_dir}")
+    assert process.returncode != 0 and "Traceback" not in process.stderr
+    assert error_line(process) == ("train.py: error: unknown dataset 'no_such_dataset': set --config.data.name "
+                                   "to a TFDS dataset (e.g. mnist) or a jaxgan one (jaxgan_digits)")
+    assert not workdir.exists()
+
+
+def test_unwritable_workdir_is_one_clear_line(data_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    process = run_script("train.py", "--workdir", str(blocker / "run"), *tiny_flags(data_dir))
+    assert process.returncode != 0 and "Traceback" not in process.stderr
+    assert error_line(process).startswith(f"train.py: error: cannot create --workdir {blocker / 'run'}")
+    assert blocker.read_text() == "not a directory"
+
+
+def test_sample_errors_are_one_clear_line(data_dir, tmp_path):
+    empty = tmp_path / "empty"
+    process = run_script("sample.py", "--workdir", str(empty))
+    assert process.returncode != 0 and "Traceback" not in process.stderr
+    assert error_line(process).startswith(f"sample.py: error: no checkpoint in {empty}")
+    assert not empty.exists()
+
+    workdir = str(tmp_path / "run")
+    assert run_script("train.py", "--workdir", workdir, *tiny_flags(data_dir, steps=2)).returncode == 0
+    out = tmp_path / "x.png"
+    process = run_script("sample.py", "--workdir", workdir, "--labels", "3,eleven", "--out", str(out))
+    assert process.returncode != 0 and "Traceback" not in process.stderr
+    assert "unknown class 'eleven'" in error_line(process)
+    assert not out.exists()
+    process = run_script("sample.py", "--workdir", workdir, "--out", str(tmp_path / "x.jpg"))
+    assert process.returncode != 0 and "must end with .png" in error_line(process)

@@ -1,0 +1,166 @@
+import hashlib
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import checkpoint, losses, train, trained
+from jaxgan.errors import UserError
+
+
+def tree_equal(a, b) -> bool:
+    """Bitwise equality of two pytrees of arrays."""
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(leaves_a) == len(leaves_b) and all(
+        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b))
+
+
+def files_digest(directory) -> dict[str, str]:
+    """{relative path: sha256} of every file under `directory`."""
+    digests = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+@pytest.fixture
+def fixed_batch():
+    images = jax.random.uniform(jax.random.key(7), (8, 28, 28, 1), minval=-1.0, maxval=1.0)
+    return {"image": images, "label": jnp.arange(8, dtype=jnp.int32) % 10}
+
+
+def test_one_step_updates_everything_and_lowers_the_d_loss(tiny_config, fixed_batch):
+    generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
+    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    new_state, metrics = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, fixed_batch)
+
+    assert int(new_state.step) == 1
+    for name in ("g_params", "d_params", "ema_params", "g_batch_stats", "d_batch_stats"):
+        assert not tree_equal(getattr(state, name), getattr(new_state, name)), name
+    assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake"}
+
+    # The D loss on this very batch and these fakes, before and after D's update.
+    z = train.step_latents(tiny_config, 0, 8)
+    fake, _ = generator.apply({"params": state.g_params, "batch_stats": state.g_batch_stats}, z,
+                              fixed_batch["label"], train=True, mutable=["batch_stats"])
+
+    def d_loss(params, stats):
+        variables = {"params": params, "batch_stats": stats}
+        return losses.nonsaturating_d_loss(discriminator.apply(variables, fixed_batch["image"], fixed_batch["label"]),
+                                           discriminator.apply(variables, fake, fixed_batch["label"]))
+
+    before = d_loss(state.d_params, new_state.d_batch_stats)
+    after = d_loss(new_state.d_params, new_state.d_batch_stats)
+    assert float(after) < float(before)
+    np.testing.assert_allclose(metrics["d_loss"], d_loss(state.d_params, new_state.d_batch_stats), rtol=1e-5)
+
+
+def test_ema_follows_generator_with_warm_up(tiny_config, fixed_batch):
+    generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
+    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    new_state, _ = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, fixed_batch)
+    decay = min(tiny_config.optim.ema_decay, 1.0 / 10.0)  # warm-up at step 0: (1 + 0) / (10 + 0)
+    expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, new_state.g_params)
+    for got, want in zip(jax.tree.leaves(new_state.ema_params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_training_writes_the_workdir_contract(tiny_config, tmp_path):
+    workdir = str(tmp_path / "run")
+    state = train.train_and_evaluate(tiny_config, workdir)
+    assert int(state.step) == 4
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f) == tiny_config.to_dict()
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records] == [2, 4]
+    for record in records:
+        assert {"d_loss", "g_loss", "steps_per_s", "images_per_s"} <= set(record)
+        assert np.isfinite(record["d_loss"]) and record["images_per_s"] > 0
+    assert sorted(os.listdir(os.path.join(workdir, "samples"))) == ["step_0000002.png", "step_0000004.png"]
+    assert checkpoint.open_manager(workdir, read_only=True).all_steps() == [2, 4]
+
+
+def test_same_seed_gives_bitwise_identical_runs(tiny_config, tmp_path):
+    first = train.train_and_evaluate(tiny_config, str(tmp_path / "a"))
+    second = train.train_and_evaluate(tiny_config, str(tmp_path / "b"))
+    assert tree_equal(first, second)
+    grid = "samples/step_0000004.png"
+    assert files_digest(tmp_path / "a")[grid] == files_digest(tmp_path / "b")[grid]
+    tiny_config.seed = 1
+    other = train.train_and_evaluate(tiny_config, str(tmp_path / "c"))
+    assert not tree_equal(first.g_params, other.g_params)
+
+
+def test_resume_after_a_stop_matches_an_uninterrupted_run(tiny_config, tmp_path):
+    tiny_config.steps = 6
+    tiny_config.checkpoint_every = 3
+    uninterrupted = train.train_and_evaluate(tiny_config, str(tmp_path / "whole"))
+
+    # The same run, stopped just after its step-3 checkpoint: the later checkpoint never happened.
+    workdir = tmp_path / "stopped"
+    train.train_and_evaluate(tiny_config, str(workdir))
+    shutil.rmtree(workdir / "checkpoints" / "6")
+    resumed = train.train_and_evaluate(tiny_config, str(workdir))
+
+    assert int(resumed.step) == 6
+    assert tree_equal(uninterrupted, resumed)
+    with open(workdir / "metrics.jsonl") as f:
+        assert [json.loads(line)["step"] for line in f] == [2, 4, 6]  # no duplicated steps
+
+
+def test_finished_run_does_nothing(tiny_config, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    train.train_and_evaluate(tiny_config, str(workdir))
+    before = files_digest(workdir)
+    train.train_and_evaluate(tiny_config, str(workdir))
+    assert "already trained to step 4 of 4; nothing to do" in capsys.readouterr().out
+    assert files_digest(workdir) == before
+
+
+def test_resume_with_another_model_is_refused_and_leaves_the_workdir_untouched(tiny_config, tmp_path):
+    workdir = tmp_path / "run"
+    train.train_and_evaluate(tiny_config, str(workdir))
+    before = files_digest(workdir)
+    tiny_config.model.g_width = 16
+    tiny_config.steps = 8
+    with pytest.raises(UserError, match="model.g_width: 8 -> 16"):
+        train.train_and_evaluate(tiny_config, str(workdir))
+    assert files_digest(workdir) == before
+
+
+def test_checkpoint_of_another_model_without_config_json_is_refused(tiny_config, tmp_path):
+    workdir = tmp_path / "run"
+    train.train_and_evaluate(tiny_config, str(workdir))
+    os.remove(workdir / "config.json")  # e.g. checkpoints copied without it
+    before = files_digest(workdir)
+    tiny_config.model.d_width = 16
+    tiny_config.steps = 8
+    with pytest.raises(UserError, match="does not fit this model"):
+        train.train_and_evaluate(tiny_config, str(workdir))
+    assert files_digest(workdir) == before
+
+
+def test_sampling_a_trained_run(tiny_config, tmp_path):
+    workdir = str(tmp_path / "run")
+    final = train.train_and_evaluate(tiny_config, workdir)
+    gan = trained.load(workdir)
+    assert gan.step == 4 and gan.class_names == tuple("0123456789")
+    assert tree_equal(gan.state, final)
+    images = gan.sample(seed=0, num=20, labels=[3, 7])
+    assert images.shape == (20, 28, 28, 1) and images.dtype == np.float32
+    assert images.min() >= -1 and images.max() <= 1
+    # Image i depends on (seed, i, label) only: asking for more images keeps the first ones.
+    np.testing.assert_array_equal(gan.sample(seed=0, num=10, labels=[3]), images[:10])
+    assert not np.array_equal(gan.sample(seed=1, num=10, labels=[3]), images[:10])
+    assert not np.array_equal(gan.sample(seed=0, num=10, labels=[3], use_ema=False), images[:10])
+    assert trained.load(workdir, step=2).step == 2
+    with pytest.raises(UserError, match=r"no checkpoint at step 3 .* steps \[2, 4\]"):
+        trained.load(workdir, step=3)
