@@ -9,29 +9,46 @@ import sys
 # TensorFlow (used by TFDS) logs C++ info lines on import; keep the terminal for jaxgan.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Python config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory of the run (default: runs/<config stem>).")
 
-
-def main(argv: list[str]) -> None:
+def parse_flags(argv: list[str]) -> tuple:
+    """Defines and parses the flags; returns (config, config path, workdir) or exits with one line."""
     try:
+        # config_flags applies --config.KEY=VALUE overrides while defining the flag, so this is inside the try.
+        config_flag = config_flags.DEFINE_config_file("config", "configs/default.py", "Python config file.",
+                                                      lock_config=True)
+        workdir_flag = flags.DEFINE_string("workdir", None, "Directory of the run (default: runs/<config stem>).")
         positional = flags.FLAGS(argv)[1:]
-    except (flags.Error, KeyError, ValueError, AttributeError, TypeError) as e:
-        sys.exit(f"train.py: error: {' '.join(str(e).split())}")
+    except (flags.Error, KeyError, ValueError, AttributeError, TypeError, OSError) as e:
+        message = " ".join(str(e).replace('"', "").split())
+        unknown = [a for a in argv[1:] if a.startswith("--config.") and message.strip("'") in
+                   a.split("=")[0].split(".")]
+        if isinstance(e, (KeyError, AttributeError)) and unknown:
+            message = (f"unknown config key in {unknown[0]}; "
+                       f"see the config file (default: configs/default.py) for the keys")
+        sys.exit(f"train.py: error: {message}")
     if positional:
         sys.exit(f"train.py: error: unexpected argument {positional[0]!r}; "
                  f"the flags are --config FILE, --workdir DIR and --config.KEY=VALUE")
+    config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+    if not os.path.isfile(config_path):
+        sys.exit(f"train.py: error: no config file {config_path}; pass --config configs/NAME.py (see configs/)")
+    try:
+        config = config_flag.value
+        config.keys()  # a config file that failed to load raises here
+    except Exception as e:  # noqa: BLE001  (any error inside the user's config file)
+        sys.exit(f"train.py: error: cannot load --config {config_path}: {' '.join(str(e).split())[:300]}")
+    workdir = workdir_flag.value or os.path.join("runs", os.path.splitext(os.path.basename(config_path))[0])
+    return config, workdir
 
+
+def main(argv: list[str]) -> None:
+    config, workdir = parse_flags(argv)
     from jaxgan.errors import UserError  # after flag parsing: importing JAX and TFDS takes seconds
     from jaxgan.train import train_and_evaluate
 
-    config = _CONFIG.value
-    config_path = config_flags.get_config_filename(flags.FLAGS["config"])
-    workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(config_path))[0])
     try:
         train_and_evaluate(config, workdir)
     except UserError as e:

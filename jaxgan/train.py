@@ -77,7 +77,14 @@ def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
     z = jnp.zeros((2, config.model.latent_dim))
     labels = jnp.zeros((2,), jnp.int32)
     g_variables = generator.init(g_key, z, labels)
-    d_variables = discriminator.init(d_key, jnp.zeros((2, *image_shape)), labels)
+    images = jnp.zeros((2, *image_shape))
+    d_variables = discriminator.init(d_key, images, labels)
+    if "batch_stats" in d_variables:
+        # As torch's spectral_norm does: start training with converged power-iteration vectors, not
+        # random ones, so D's first steps are not taken with underestimated spectral norms.
+        for _ in range(15):
+            _, updates = discriminator.apply(d_variables, images, labels, update_stats=True, mutable=["batch_stats"])
+            d_variables = {**d_variables, **updates}
     g_tx, d_tx = build_optimizers(config)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
