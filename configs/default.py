@@ -26,6 +26,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.split = "train"
     config.data.label_key = "label"  # "" for an unconditional GAN
     config.data.data_dir = ""  # "" = TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)
+    config.data.folder = ""  # a folder of pictures (one sub-folder per style) instead of data.name
+    config.data.image_size = 0  # 0 = the dataset's own size
+    config.data.crop = "center"  # or "random": a square of 80-100 % of the shorter side
+    config.data.random_flip = False
+    config.data.patches = 0  # N > 0: N random image_size crops per picture per epoch (textures)
+    config.data.bad_images = "error"  # or "skip": unreadable pictures in a folder
+    config.data.cache_mb = 1024  # decode datasets this small into memory once
+    config.data.workers = 2  # threads preparing batches
+    config.data.prefetch = 2  # batches prepared ahead
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "dcgan"

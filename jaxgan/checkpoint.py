@@ -24,10 +24,10 @@ def open_manager(workdir: str, max_to_keep: int | None = None, read_only: bool =
                                  item_names=("state", "meta"), options=options)
 
 
-def save(manager: ocp.CheckpointManager, state: Any, config: ml_collections.ConfigDict, dataset) -> None:
+def save(manager: ocp.CheckpointManager, state: Any, config: ml_collections.ConfigDict,
+         image_shape: tuple[int, int, int], class_names: tuple[str, ...]) -> None:
     """Starts an asynchronous save of `state` at its step (the arrays are copied before this returns)."""
-    meta = {"config": config.to_dict(), "image_shape": list(dataset.image_shape),
-            "class_names": list(dataset.class_names)}
+    meta = {"config": config.to_dict(), "image_shape": list(image_shape), "class_names": list(class_names)}
     manager.save(int(state.step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                           meta=ocp.args.JsonSave(meta)))
 

@@ -46,7 +46,7 @@ def train_digit_classifier(seed: int = 0, epochs: int = 8, batch_size: int = 64,
     """Trains on jaxgan_digits/train with small random shifts (about 30 s on 2 CPU cores)."""
     train_set = data.load_dataset("jaxgan_digits", "train", "label", data_dir)
     test_set = data.load_dataset("jaxgan_digits", "test", "label", data_dir)
-    everything = train_set.read(np.arange(len(train_set)))
+    everything = data.Pipeline(train_set, seed, batch_size=len(train_set)).batch(0)  # one shuffled epoch
     model = DigitClassifier()
     key = jax.random.key(seed)
     params = model.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
@@ -74,7 +74,7 @@ def train_digit_classifier(seed: int = 0, epochs: int = 8, batch_size: int = 64,
             idx = order[i:i + batch_size]
             params, opt_state = step(params, opt_state, everything["image"][idx], everything["label"][idx],
                                      jax.random.fold_in(key, epoch * 10_000 + i))
-    held_out = test_set.read(np.arange(len(test_set)))
+    held_out = data.Pipeline(test_set, seed, batch_size=len(test_set)).batch(0)
     classifier = TrainedClassifier(params, 0.0)
     accuracy = float(np.mean(classifier.predict(held_out["image"]) == held_out["label"]))
     return dataclasses.replace(classifier, held_out_accuracy=accuracy)

@@ -24,7 +24,7 @@ from jaxgan.errors import UserError
 
 # Config keys that may change when a run is resumed: they do not alter the computation.
 RESUMABLE_KEYS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
-                  "eval_every", "data.data_dir")
+                  "eval_every", "data.data_dir", "data.cache_mb", "data.workers", "data.prefetch")
 
 
 @flax.struct.dataclass
@@ -268,9 +268,10 @@ def format_duration(seconds: float) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) the run in `workdir` up to `config.steps` and returns the final state."""
     validate(config)
-    dataset = data.load_dataset(config.data.name, config.data.split, config.data.label_key or None,
-                                config.data.data_dir or None)
-    generator, discriminator = build_models(config, dataset.image_shape, dataset.num_classes)
+    dataset = data.open_dataset(config.data)
+    pipeline = data.Pipeline.from_config(dataset, config)
+    image_shape = pipeline.image_shape
+    generator, discriminator = build_models(config, image_shape, dataset.num_classes)
     saved_config_path = os.path.join(workdir, "config.json")
     if os.path.exists(saved_config_path):
         with open(saved_config_path) as f:
@@ -280,14 +281,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
     mesh = make_mesh()
     replicated = NamedSharding(mesh, PartitionSpec())
-    abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, dataset.image_shape))
+    abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, image_shape))
     manager = checkpoint.open_manager(workdir, config.keep_checkpoints)
     try:
         if manager.latest_step() is not None:
             state = checkpoint.restore(manager, manager.latest_step(), abstract_state, replicated, workdir)
             print(f"Resumed {workdir} from step {int(state.step)}.", flush=True)
         else:
-            state = jax.jit(lambda: init_state(config, generator, discriminator, dataset.image_shape),
+            state = jax.jit(lambda: init_state(config, generator, discriminator, image_shape),
                             out_shardings=replicated)()
         start = int(state.step)
         if start >= config.steps:
@@ -296,36 +297,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             return state
         if is_main:
             sampling.write_atomically(saved_config_path, lambda f: f.write(config.to_json(indent=2).encode()))
-        return _train_loop(config, workdir, dataset, generator, discriminator, mesh, manager, state, start)
+        return _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manager, state, start)
     finally:
         manager.wait_until_finished()
         manager.close()
 
 
-def _train_loop(config, workdir, dataset, generator, discriminator, mesh, manager, state, start):
+def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manager, state, start):
     """Steps from `start` to `config.steps`, logging, sampling and checkpointing; returns the last state."""
     is_main = jax.process_index() == 0
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     metrics_log = MetricsLog(workdir, start)
-    grid_z, grid_labels, grid_columns = _grid_inputs(config, dataset.num_classes)
+    class_names = pipeline.dataset.class_names
+    grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names))
     generate = make_generate(generator)
-
-    def batch_at(step):
-        return data.to_global(data.host_batch(dataset, config.seed, step, config.batch_size), batch_sharding)
+    batches = (data.to_global(b, batch_sharding) for b in pipeline.batches(start, config.steps))
+    batch = next(batches)
 
     compile_start = time.perf_counter()
-    step_fn = jit_step(make_step(config, generator, discriminator), mesh).lower(state, batch_at(start)).compile()
+    step_fn = jit_step(make_step(config, generator, discriminator), mesh).lower(state, batch).compile()
     if is_main:
         print(f"Compiled the train step in {time.perf_counter() - compile_start:.1f} s; "
               f"training {workdir} from step {start} to {config.steps} "
               f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
 
     window_start, window_sums, window_steps = time.perf_counter(), None, 0
-    batch = batch_at(start)
     for step in range(start + 1, config.steps + 1):
         state, metrics = step_fn(state, batch)
         if step < config.steps:
-            batch = batch_at(step)  # read while the device computes (dispatch is asynchronous)
+            batch = next(batches)  # prepared by the pipeline's threads while the device computes
         window_sums = metrics if window_sums is None else jax.tree.map(jnp.add, window_sums, metrics)
         window_steps += 1
         last = step == config.steps
@@ -350,7 +350,7 @@ def _train_loop(config, workdir, dataset, generator, discriminator, mesh, manage
                 sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
 
         if step % config.checkpoint_every == 0 or last:
-            checkpoint.save(manager, state, config, dataset)
+            checkpoint.save(manager, state, config, pipeline.image_shape, class_names)
     return state
 
 

@@ -1,5 +1,9 @@
+import os
+
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
 
 from jaxgan import data
 from jaxgan.datasets import digits
@@ -12,7 +16,7 @@ def test_digits_dataset_splits_are_stratified_and_disjoint(data_dir):
     assert (len(train), len(test)) == (4000, 1000)
     assert train.image_shape == (28, 28, 1)
     assert train.class_names == tuple(str(d) for d in range(10))
-    batch = train.read(np.arange(len(train)))
+    batch = data.Pipeline(train, seed=0, batch_size=4000).batch(0)
     assert batch["image"].dtype == np.float32 and batch["image"].shape == (4000, 28, 28, 1)
     assert batch["image"].min() == -1.0 and batch["image"].max() == 1.0
     assert np.bincount(batch["label"]).tolist() == [400] * 10
@@ -58,3 +62,162 @@ def test_missing_label_feature_and_split_are_clear_errors(data_dir):
         data.load_dataset("jaxgan_digits", "train", "style", data_dir)
     with pytest.raises(UserError, match="no split 'validation'"):
         data.load_dataset("jaxgan_digits", "validation", "label", data_dir)
+
+
+# --- TFDS datasets, mocked: the same path as real ones, without their files --------------------------
+
+def test_mocked_cifar10_through_the_pipeline():
+    with tfds.testing.mock_data(num_examples=50):
+        dataset = data.load_dataset("cifar10", "train", "label")
+        assert dataset.image_shape == (32, 32, 3) and dataset.num_classes == 10
+        pipeline = data.Pipeline(dataset, seed=0, batch_size=16, random_flip=True, crop="random")
+        batch = pipeline.batch(3)
+        assert batch["image"].shape == (16, 32, 32, 3) and batch["label"].shape == (16,)
+        assert -1 <= batch["image"].min() and batch["image"].max() <= 1
+        np.testing.assert_array_equal(pipeline.batch(3)["image"], batch["image"])  # deterministic
+        assert pipeline.images is not None  # 50 small images: decoded into memory once
+
+
+def test_mocked_celeb_a_is_cropped_resized_and_streamed():
+    with tfds.testing.mock_data(num_examples=10):
+        dataset = data.load_dataset("celeb_a", "train", None)
+        assert dataset.image_shape == (218, 178, 3) and dataset.num_classes == 0
+        pipeline = data.Pipeline(dataset, seed=0, batch_size=4, image_size=64, cache_mb=0)
+        assert pipeline.images is None  # over the memory budget: read as needed
+        batch = pipeline.batch(0)
+        assert batch["image"].shape == (4, 64, 64, 3) and batch["label"].tolist() == [0, 0, 0, 0]
+        with pytest.raises(UserError, match="no feature 'label'"):
+            data.load_dataset("celeb_a", "train", "label")
+        with pytest.raises(UserError, match="'attributes' .* is not a class label"):
+            data.load_dataset("celeb_a", "train", "attributes")
+
+
+def test_processes_read_disjoint_slices_of_one_global_batch():
+    with tfds.testing.mock_data(num_examples=40):
+        dataset = data.load_dataset("cifar10", "train", "label")
+        whole = data.Pipeline(dataset, seed=5, batch_size=12, crop="random", random_flip=True).batch(7)
+        parts = [data.Pipeline(dataset, seed=5, batch_size=12, crop="random", random_flip=True,
+                               process_index=i, process_count=3).batch(7) for i in range(3)]
+        for key in ("image", "label"):
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), whole[key])
+        with pytest.raises(UserError, match="not divisible by the 5 processes"):
+            data.Pipeline(dataset, seed=5, batch_size=12, process_index=0, process_count=5)
+
+
+def test_prefetched_batches_equal_direct_batches():
+    with tfds.testing.mock_data(num_examples=30):
+        pipeline = data.Pipeline(data.load_dataset("cifar10", "train", "label"), seed=1, batch_size=8,
+                                 random_flip=True, workers=3, prefetch=4)
+        streamed = list(pipeline.batches(2, 9))
+        assert len(streamed) == 7
+        for step, batch in zip(range(2, 9), streamed):
+            np.testing.assert_array_equal(batch["image"], pipeline.batch(step)["image"])
+
+
+def test_crop_and_resize():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    center = data.crop_and_resize(image, 40, "center", False, False, rng)
+    np.testing.assert_array_equal(center, image[:, 10:50])  # no resize needed: exact centre square
+    assert data.crop_and_resize(image, 16, "random", False, True, rng).shape == (16, 16, 3)
+    patch = data.crop_and_resize(image, 8, "center", True, False, np.random.default_rng(1))
+    found = [(y, x) for y in range(33) for x in range(53) if np.array_equal(image[y:y + 8, x:x + 8], patch)]
+    assert len(found) == 1  # a patch is an unscaled crop of the picture
+    small = data.crop_and_resize(image[:4, :6], 8, "center", True, False, rng)
+    assert small.shape == (8, 8, 3)  # pictures smaller than a patch are enlarged first
+
+
+# --- folders of pictures -----------------------------------------------------------------------------
+
+def make_folder(root, layout: dict[str, list[tuple[str, str, tuple[int, int]]]]):
+    """layout: {sub-folder ('' = top level): [(file name, PIL mode, (width, height))]}."""
+    rng = np.random.default_rng(0)
+    for sub, files in layout.items():
+        directory = os.path.join(root, sub)
+        os.makedirs(directory, exist_ok=True)
+        for name, mode, (width, height) in files:
+            path = os.path.join(directory, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            bands = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+            pixels = rng.integers(0, 256, (height, width, bands), dtype=np.uint8)
+            Image.fromarray(pixels[..., 0] if bands == 1 else pixels, mode).save(path)
+    return str(root)
+
+
+def test_folder_with_styles_mixed_modes_and_sizes(tmp_path):
+    folder = make_folder(tmp_path / "art", {
+        "watercolor": [("a.png", "RGBA", (50, 30)), ("b.jpg", "RGB", (20, 90)), ("deeper/c.webp", "RGB", (64, 64))],
+        "ink": [("x.bmp", "L", (33, 47)), ("y.png", "L", (100, 100))],
+        "empty_style": [],
+    })
+    (tmp_path / "art" / "ink" / "notes.txt").write_text("not a picture")
+    dataset = data.load_folder(folder, image_size=16, patches=0, bad_images="error", data_dir=str(tmp_path / "tfds"))
+    assert dataset.class_names == ("ink", "watercolor")  # sorted; empty sub-folders are no style
+    assert len(dataset) == 5
+    batch = data.Pipeline(dataset, seed=0, batch_size=5, image_size=16).batch(0)
+    assert batch["image"].shape == (5, 16, 16, 3)
+    assert sorted(batch["label"].tolist()) == [0, 0, 1, 1, 1]
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    os.makedirs(tmp_path / "pics")
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "pics" / "clear.png")
+    dataset = data.load_folder(str(tmp_path / "pics"), image_size=8, patches=0, bad_images="error",
+                               data_dir=str(tmp_path / "tfds"))
+    assert dataset.num_classes == 0  # no sub-folders: unconditional
+    batch = data.Pipeline(dataset, seed=0, batch_size=1, image_size=8).batch(0)
+    np.testing.assert_array_equal(batch["image"], np.ones((1, 8, 8, 3), np.float32))
+
+
+def test_corrupt_picture_is_named_then_skipped_on_request(tmp_path):
+    folder = make_folder(tmp_path / "art", {"": [("good.png", "RGB", (20, 20))]})
+    with open(tmp_path / "art" / "broken.jpg", "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    with pytest.raises(UserError, match=r"broken\.jpg: cannot read it as a picture.*bad_images=skip"):
+        data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
+    assert not (tmp_path / "tfds").exists()  # nothing built
+    dataset = data.load_folder(folder, 16, 0, "skip", str(tmp_path / "tfds"))
+    assert len(dataset) == 1
+
+
+def test_truncated_and_unsupported_pictures(tmp_path):
+    folder = make_folder(tmp_path / "art", {"": [("whole.png", "RGB", (64, 64))]})
+    with open(tmp_path / "art" / "whole.png", "rb") as f:
+        content = f.read()
+    with open(tmp_path / "art" / "cut.png", "wb") as f:
+        f.write(content[: len(content) // 2])
+    with pytest.raises(UserError, match=r"cut\.png: cannot read it as a picture"):
+        data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
+    os.remove(tmp_path / "art" / "cut.png")
+    # Floating-point pixels (a TIFF under a .png name: PIL reads the content, not the name).
+    Image.new("F", (4, 4)).save(tmp_path / "art" / "deep.png", format="TIFF")
+    with pytest.raises(UserError, match=r"deep\.png: unsupported image mode F"):
+        data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
+
+
+def test_folder_mistakes_are_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="is not a directory"):
+        data.load_folder(str(tmp_path / "missing"), 16, 0, "error", None)
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(UserError, match="holds no pictures"):
+        data.load_folder(str(tmp_path / "empty"), 16, 0, "error", None)
+    folder = make_folder(tmp_path / "mixed", {"": [("top.png", "RGB", (8, 8))], "style": [("s.png", "RGB", (8, 8))]})
+    with pytest.raises(UserError, match="both in sub-folders .* and at its top level"):
+        data.load_folder(folder, 16, 0, "error", None)
+
+
+def test_changed_folder_is_built_again(tmp_path):
+    folder = make_folder(tmp_path / "art", {"": [("a.png", "RGB", (20, 20))]})
+    assert len(data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))) == 1
+    make_folder(tmp_path / "art", {"": [("b.png", "RGB", (30, 20))]})
+    assert len(data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))) == 2
+
+
+def test_textures_in_patch_mode(data_dir):
+    dataset = data.load_dataset("jaxgan_textures", "train", "label", data_dir)
+    assert dataset.class_names == ("brick", "grass", "gravel", "stars", "stain")
+    pipeline = data.Pipeline(dataset, seed=0, batch_size=10, image_size=32, patches=4)
+    assert pipeline.examples_per_epoch == 20
+    epoch = np.concatenate([pipeline.batch(s)["label"] for s in range(2)])
+    assert np.bincount(epoch).tolist() == [4] * 5  # every picture gives `patches` crops per epoch
+    assert pipeline.batch(0)["image"].shape == (10, 32, 32, 3)

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
 
 from jaxgan import checkpoint, losses, train, trained
 from jaxgan.errors import UserError
@@ -100,16 +102,40 @@ def test_same_seed_gives_bitwise_identical_runs(tiny_config, tmp_path):
     assert not tree_equal(first.g_params, other.g_params)
 
 
-def test_resume_after_a_stop_matches_an_uninterrupted_run(tiny_config, tmp_path):
-    tiny_config.steps = 6
-    tiny_config.checkpoint_every = 3
-    uninterrupted = train.train_and_evaluate(tiny_config, str(tmp_path / "whole"))
+@pytest.fixture(params=["digits", "mocked_cifar10", "folder"])
+def resumable_config(request, tiny_config, tmp_path):
+    """The tiny config on each kind of source, with random crops and flips where they apply."""
+    if request.param == "mocked_cifar10":
+        tiny_config.data.name = "cifar10"
+        tiny_config.data.random_flip = True
+        with tfds.testing.mock_data(num_examples=40):
+            yield tiny_config
+        return
+    if request.param == "folder":
+        rng = np.random.default_rng(0)
+        for style in ("ink", "watercolor"):
+            os.makedirs(tmp_path / "art" / style)
+            for i in range(6):
+                pixels = rng.integers(0, 256, (40 + 3 * i, 50, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "art" / style / f"{i}.png")
+        tiny_config.data.folder = str(tmp_path / "art")
+        tiny_config.data.image_size = 32
+        tiny_config.data.crop = "random"
+        tiny_config.data.random_flip = True
+    yield tiny_config
+
+
+def test_resume_after_a_stop_matches_an_uninterrupted_run(resumable_config, tmp_path):
+    config = resumable_config
+    config.steps = 6
+    config.checkpoint_every = 3
+    uninterrupted = train.train_and_evaluate(config, str(tmp_path / "whole"))
 
     # The same run, stopped just after its step-3 checkpoint: the later checkpoint never happened.
     workdir = tmp_path / "stopped"
-    train.train_and_evaluate(tiny_config, str(workdir))
+    train.train_and_evaluate(config, str(workdir))
     shutil.rmtree(workdir / "checkpoints" / "6")
-    resumed = train.train_and_evaluate(tiny_config, str(workdir))
+    resumed = train.train_and_evaluate(config, str(workdir))
 
     assert int(resumed.step) == 6
     assert tree_equal(uninterrupted, resumed)

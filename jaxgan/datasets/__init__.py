@@ -1,8 +1,10 @@
-"""Local TFDS dataset builders made from data that ships inside Python packages (no download).
+"""Local TFDS dataset builders: data that ships inside Python packages, and users' folders.
 
 Importing this package registers the builders with TFDS, so `tfds.builder("jaxgan_digits")` works.
 """
 
 from jaxgan.datasets.digits import JaxganDigits
+from jaxgan.datasets.folder import JaxganFolder
+from jaxgan.datasets.textures import JaxganTextures
 
-__all__ = ["JaxganDigits"]
+__all__ = ["JaxganDigits", "JaxganFolder", "JaxganTextures"]
