@@ -10,8 +10,9 @@ flip of position j of step s come from a generator seeded with (seed, s, j). So 
 of a run is its step: resume is exact without saving an iterator, and every process of a multi-host
 run computes the same global order and reads only its own slice of it.
 
-Datasets whose decoded images fit in `data.cache_mb` are decoded once into memory; larger ones are
-decoded as they are read. Batches are prepared by a thread pool ahead of the step that needs them.
+Datasets whose decoded images fit in `data.cache_mb` (1 GiB by default: MNIST, CIFAR-10, a few
+thousand pictures of a folder, the textures) are decoded once into memory; larger ones are decoded
+as they are read. Batches are prepared by a thread pool ahead of the step that needs them.
 """
 
 import collections
@@ -240,19 +241,31 @@ class Pipeline:
         return len(self.dataset) * max(1, self.patches)
 
     def _cache(self, cache_mb: int):
-        """All images uint8 [N, H, W, C] and labels in memory, when they have one shape and fit."""
+        """All decoded images and labels in memory, when they fit in `cache_mb`; else (None, None).
+
+        Images of one shape are held as one uint8 [N, H, W, C] array; pictures of many sizes (a
+        folder, the textures) as a list, their total size estimated from the first 16.
+        """
         height, width, channels = self.dataset.image_shape
-        if height is None or len(self.dataset) * height * width * channels > cache_mb * 2 ** 20:
+        count = len(self.dataset)
+        if height is not None:
+            estimate = count * height * width * channels
+        else:
+            first, _ = self._read(np.arange(min(count, 16)))
+            estimate = count * np.mean([image.nbytes for image in first])
+        if estimate > cache_mb * 2 ** 20:
             return None, None
         with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-            chunks = list(pool.map(self._read, np.array_split(np.arange(len(self.dataset)),
-                                                              max(1, len(self.dataset) // 256))))
-        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+            chunks = list(pool.map(self._read, np.array_split(np.arange(count), max(1, count // 256))))
+        images = [image for chunk in chunks for image in chunk[0]]
+        return (np.stack(images) if height is not None else images), np.concatenate([c[1] for c in chunks])
 
     def _read(self, indices: np.ndarray) -> tuple[list[np.ndarray] | np.ndarray, np.ndarray]:
         """Decoded images and labels int32 of examples `indices`, from memory or from the source."""
-        if self.images is not None:
+        if isinstance(self.images, np.ndarray):
             return self.images[indices], self.labels[indices]
+        if self.images is not None:
+            return [self.images[i] for i in indices], self.labels[indices]
         examples = [self.dataset.source[int(i)] for i in indices]
         key = self.dataset.label_key
         labels = np.array([e[key] if key else 0 for e in examples], np.int32)

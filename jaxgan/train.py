@@ -94,7 +94,7 @@ def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
         d_batch_stats=d_variables.get("batch_stats", {}),
         g_opt_state=g_tx.init(g_variables["params"]),
         d_opt_state=d_tx.init(d_variables["params"]),
-        ema_params=g_variables["params"],
+        ema_params=jax.tree.map(jnp.copy, g_variables["params"]),  # own buffers: the step donates both
     )
 
 

@@ -217,7 +217,11 @@ def test_textures_in_patch_mode(data_dir):
     dataset = data.load_dataset("jaxgan_textures", "train", "label", data_dir)
     assert dataset.class_names == ("brick", "grass", "gravel", "stars", "stain")
     pipeline = data.Pipeline(dataset, seed=0, batch_size=10, image_size=32, patches=4)
+    assert len(pipeline.images) == 5  # five pictures of different sizes, decoded once
     assert pipeline.examples_per_epoch == 20
+    streamed = data.Pipeline(dataset, seed=0, batch_size=10, image_size=32, patches=4, cache_mb=0)
+    assert streamed.images is None
+    np.testing.assert_array_equal(streamed.batch(1)["image"], pipeline.batch(1)["image"])
     epoch = np.concatenate([pipeline.batch(s)["label"] for s in range(2)])
     assert np.bincount(epoch).tolist() == [4] * 5  # every picture gives `patches` crops per epoch
     assert pipeline.batch(0)["image"].shape == (10, 32, 32, 3)
