@@ -64,7 +64,7 @@ def test_unknown_dataset_is_one_clear_line(data_dir, tmp_path):
                          f"--config.data.data_dir={data_dir}")
     assert process.returncode != 0 and "Traceback" not in process.stderr
     assert error_line(process) == ("train.py: error: unknown dataset 'no_such_dataset': set --config.data.name "
-                                   "to a TFDS dataset (e.g. mnist) or a jaxgan one (jaxgan_digits)")
+                                   "to a TFDS dataset (e.g. mnist) or a jaxgan one (jaxgan_digits, jaxgan_textures)")
     assert not workdir.exists()
 
 
@@ -93,3 +93,25 @@ def test_sample_errors_are_one_clear_line(data_dir, tmp_path):
     assert not out.exists()
     process = run_script("sample.py", "--workdir", workdir, "--out", str(tmp_path / "x.jpg"))
     assert process.returncode != 0 and "must end with .png" in error_line(process)
+
+
+def test_folder_of_styles_end_to_end(data_dir, tmp_path):
+    rng = np.random.default_rng(0)
+    for style in ("ink", "watercolor"):
+        os.makedirs(tmp_path / "art" / style)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "art" / style / f"{i}.png")
+    workdir = str(tmp_path / "run")
+    trained = run_script("train.py", "--config", "configs/folder.py", "--workdir", workdir,
+                         f"--config.data.folder={tmp_path / 'art'}", "--config.data.image_size=32",
+                         *tiny_flags(data_dir, steps=2))
+    assert trained.returncode == 0, trained.stderr
+    assert "Building the dataset of 8 pictures" in trained.stdout
+    out = str(tmp_path / "styles.npy")
+    sampled = run_script("sample.py", "--workdir", workdir, "--labels", "watercolor,ink", "--num", "4", "--out", out)
+    assert sampled.returncode == 0, sampled.stderr
+    assert np.load(out).shape == (4, 32, 32, 3)
+
+    missing = run_script("train.py", "--config", "configs/folder.py", "--workdir", str(tmp_path / "other"))
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert error_line(missing) == "train.py: error: no folder of pictures given: pass --config.data.folder=PATH"
