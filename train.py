@@ -20,6 +20,11 @@ def parse_flags(argv: list[str]) -> tuple:
         config_flag = config_flags.DEFINE_config_file("config", "configs/default.py", "Python config file.",
                                                       lock_config=True)
         workdir_flag = flags.DEFINE_string("workdir", None, "Directory of the run (default: runs/<config stem>).")
+        flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a run of several processes.")
+        flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
+        flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run, 0..num_processes-1.")
+        flags.DEFINE_bool("distributed", False, "Join a multi-process run whose settings the cluster provides "
+                          "(Cloud TPU, SLURM, ...), detected by jax.distributed.initialize().")
         positional = flags.FLAGS(argv)[1:]
     except (flags.Error, KeyError, ValueError, AttributeError, TypeError, OSError) as e:
         message = " ".join(str(e).replace('"', "").split())
@@ -44,12 +49,25 @@ def parse_flags(argv: list[str]) -> tuple:
     return config, workdir
 
 
+def start_processes() -> None:
+    """Joins the processes of a multi-process run (before any other JAX call), if asked to."""
+    import jax
+
+    f = flags.FLAGS
+    if f.coordinator_address is None and not f.distributed:
+        return
+    # CPU devices of different processes talk through gloo; GPUs and TPUs use their own collectives.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f.coordinator_address, f.num_processes, f.process_id)
+
+
 def main(argv: list[str]) -> None:
     config, workdir = parse_flags(argv)
     from jaxgan.errors import UserError  # after flag parsing: importing JAX and TFDS takes seconds
     from jaxgan.train import train_and_evaluate
 
     try:
+        start_processes()
         train_and_evaluate(config, workdir)
     except UserError as e:
         sys.exit(f"train.py: error: {e}")

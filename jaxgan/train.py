@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxgan import checkpoint, data, losses, models, sampling
@@ -268,7 +269,12 @@ def format_duration(seconds: float) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) the run in `workdir` up to `config.steps` and returns the final state."""
     validate(config)
-    dataset = data.open_dataset(config.data)
+    if jax.process_index() == 0:
+        dataset = data.open_dataset(config.data)  # builds jaxgan's local datasets once, for every process
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("jaxgan: dataset ready")
+    if jax.process_index() != 0:
+        dataset = data.open_dataset(config.data)
     pipeline = data.Pipeline.from_config(dataset, config)
     image_shape = pipeline.image_shape
     generator, discriminator = build_models(config, image_shape, dataset.num_classes)
@@ -286,14 +292,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         if manager.latest_step() is not None:
             state = checkpoint.restore(manager, manager.latest_step(), abstract_state, replicated, workdir)
-            print(f"Resumed {workdir} from step {int(state.step)}.", flush=True)
+            if is_main:
+                print(f"Resumed {workdir} from step {int(state.step)}.", flush=True)
         else:
             state = jax.jit(lambda: init_state(config, generator, discriminator, image_shape),
                             out_shardings=replicated)()
         start = int(state.step)
-        if start >= config.steps:
+        if start >= config.steps and is_main:
             print(f"{workdir} is already trained to step {start} of {config.steps}; nothing to do "
                   f"(raise --config.steps to train further, or pass another --workdir).", flush=True)
+        if start >= config.steps:
             return state
         if is_main:
             sampling.write_atomically(saved_config_path, lambda f: f.write(config.to_json(indent=2).encode()))
@@ -310,6 +318,9 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
     metrics_log = MetricsLog(workdir, start)
     class_names = pipeline.dataset.class_names
     grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names))
+    # The same values on every process, laid out over all devices like the parameters.
+    replicated = NamedSharding(mesh, PartitionSpec())
+    grid_z, grid_labels = jax.device_put((np.asarray(grid_z), grid_labels), replicated)
     generate = make_generate(generator)
     batches = (data.to_global(b, batch_sharding) for b in pipeline.batches(start, config.steps))
     batch = next(batches)
