@@ -57,5 +57,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3
     config.sample_every = 1000
-    config.eval_every = 0  # 0 = never
+    config.eval_every = 0  # 0 = never (no evaluator exists yet)
     return config

@@ -235,8 +235,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
         if config[key] <= 0:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer")
-    if config.eval_every < 0:
-        raise UserError(f"--config.eval_every={config.eval_every} must be >= 0 (0 = never)")
+    if config.eval_every != 0:
+        raise UserError(f"--config.eval_every={config.eval_every}: no evaluator exists yet; leave it at 0 and "
+                        f"measure a digits run with benchmarks/class_accuracy.py")
     if config.batch_size % jax.device_count():
         raise UserError(f"--config.batch_size={config.batch_size} is not divisible by the "
                         f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")

@@ -56,6 +56,13 @@ def test_bad_flag_value_is_one_clear_line(data_dir, tmp_path):
     process = run_script("train.py", "--workdir", str(tmp_path / "run"), "--config.steps=many")
     assert process.returncode != 0 and "Traceback" not in process.stderr
     assert "steps" in error_line(process) and error_line(process).startswith("train.py: error:")
+    for flag, message in (("--config.steps=0", "--config.steps=0 must be a positive integer"),
+                          ("--config.loss.name=wasserstein", "unknown loss 'wasserstein'"),
+                          ("--config.eval_every=100", "no evaluator exists yet")):
+        process = run_script("train.py", "--workdir", str(tmp_path / "run"), flag)
+        assert process.returncode != 0 and "Traceback" not in process.stderr
+        assert message in error_line(process)
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_dataset_is_one_clear_line(data_dir, tmp_path):
