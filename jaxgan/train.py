@@ -7,6 +7,8 @@ and `train_and_evaluate` runs it with logging, sample grids and Orbax checkpoint
 
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -334,6 +336,7 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
               f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
 
     window_start, window_sums, window_steps = time.perf_counter(), None, 0
+    stop = StopRequest()
     for step in range(start + 1, config.steps + 1):
         state, metrics = step_fn(state, batch)
         if step < config.steps:
@@ -361,9 +364,39 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
                 grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
                 sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
 
-        if step % config.checkpoint_every == 0 or last:
+        if step % config.checkpoint_every == 0 or last or stop.signal_name:
             checkpoint.save(manager, state, config, pipeline.image_shape, class_names)
+        if stop.signal_name and not last:
+            if is_main:
+                print(f"Stopped by {stop.signal_name} after step {step} of {config.steps}; its checkpoint is "
+                      f"saved in {workdir}. Run the same command to continue.", flush=True)
+            break
+    stop.restore()
     return state
+
+
+class StopRequest:
+    """Turns SIGTERM and SIGINT (preemption, Ctrl-C) into a request the loop honours after its step.
+
+    Single-process runs only: a signal reaching one process of several cannot stop the others at the
+    same step, so there the default handlers stay.
+    """
+
+    def __init__(self):
+        self.signal_name = None
+        self.previous = {}
+        if jax.process_count() > 1 or threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self.previous[number] = signal.signal(number, self._request)
+
+    def _request(self, number, frame):
+        del frame
+        self.signal_name = signal.Signals(number).name
+
+    def restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def _grid_inputs(config, num_classes):

@@ -122,3 +122,37 @@ def test_folder_of_styles_end_to_end(data_dir, tmp_path):
     missing = run_script("train.py", "--config", "configs/folder.py", "--workdir", str(tmp_path / "other"))
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert error_line(missing) == "train.py: error: no folder of pictures given: pass --config.data.folder=PATH"
+
+
+def test_sigterm_stops_after_a_checkpoint_and_the_same_command_resumes_exactly(data_dir, tmp_path, tiny_config):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from jaxgan import train, trained
+    from test_train import tree_equal
+
+    workdir = str(tmp_path / "run")
+    command = [sys.executable, "train.py", "--workdir", workdir, *tiny_flags(data_dir, steps=400),
+               "--config.log_every=5", "--config.checkpoint_every=1000", "--config.sample_every=1000"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("step 5/400"):
+            process.send_signal(signal.SIGTERM)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert "Stopped by SIGTERM after step" in output and "Run the same command to continue." in output
+    stopped_at = int(output.split("after step ")[1].split()[0])
+    assert 5 <= stopped_at < 400
+    assert trained.load(workdir).step == stopped_at  # the checkpoint of the step it stopped after
+
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resumed {workdir} from step {stopped_at}." in resumed.stdout
+
+    tiny_config.steps = 400
+    uninterrupted = train.train_and_evaluate(tiny_config, str(tmp_path / "whole"))
+    assert tree_equal(trained.load(workdir).state, uninterrupted)
