@@ -208,15 +208,19 @@ def flat_config(config: ml_collections.ConfigDict | dict, prefix: str = "") -> d
     return flat
 
 
-def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], workdir: str) -> None:
-    """Refuses to resume a run whose saved config differs in keys that change the computation."""
+def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], workdir: str) -> list[str]:
+    """Refuses to resume a run whose saved config differs in keys that change the computation.
+
+    Returns the allowed changes (RESUMABLE_KEYS), as "key: old -> new" lines.
+    """
     new, old = flat_config(config), flat_config(saved)
-    changed = sorted(k for k in set(new) | set(old)
-                     if k not in RESUMABLE_KEYS and new.get(k, "<absent>") != old.get(k, "<absent>"))
-    if changed:
-        details = ", ".join(f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed)
-        raise UserError(f"{workdir} holds a run with another config ({details}); "
+    changed = sorted(k for k in set(new) | set(old) if new.get(k, "<absent>") != old.get(k, "<absent>"))
+    describe = [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed]
+    refused = [d for k, d in zip(changed, describe) if k not in RESUMABLE_KEYS]
+    if refused:
+        raise UserError(f"{workdir} holds a run with another config ({', '.join(refused)}); "
                         f"pass the same config to resume it or use a new --workdir")
+    return describe
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -282,11 +286,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     image_shape = pipeline.image_shape
     generator, discriminator = build_models(config, image_shape, dataset.num_classes)
     saved_config_path = os.path.join(workdir, "config.json")
+    allowed_changes = []
     if os.path.exists(saved_config_path):
         with open(saved_config_path) as f:
-            check_resumable(config, json.load(f), workdir)
+            allowed_changes = check_resumable(config, json.load(f), workdir)
     prepare_workdir(workdir)
     is_main = jax.process_index() == 0
+    if allowed_changes and is_main:
+        print(f"Config changes since the last run of {workdir}: {', '.join(allowed_changes)}.", flush=True)
 
     mesh = make_mesh()
     replicated = NamedSharding(mesh, PartitionSpec())

@@ -150,6 +150,11 @@ def test_finished_run_does_nothing(tiny_config, tmp_path, capsys):
     train.train_and_evaluate(tiny_config, str(workdir))
     assert "already trained to step 4 of 4; nothing to do" in capsys.readouterr().out
     assert files_digest(workdir) == before
+    # Safe keys may change on resume, and the change is reported.
+    tiny_config.steps = 6
+    tiny_config.log_every = 3
+    assert int(train.train_and_evaluate(tiny_config, str(workdir)).step) == 6
+    assert "Config changes since the last run" in capsys.readouterr().out
 
 
 def test_resume_with_another_model_is_refused_and_leaves_the_workdir_untouched(tiny_config, tmp_path):
