@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.b1 = 0.5
     config.optim.b2 = 0.999
     config.optim.ema_decay = 0.999  # EMA of G's parameters, warmed up as min(decay, (1+t)/(10+t))
+    config.optim.nonfinite = "skip"  # a NaN/Inf loss or gradient: "skip" the update (counted), or "stop"
 
     config.log_every = 100
     config.checkpoint_every = 1000

@@ -162,11 +162,20 @@ def make_step(config: ml_collections.ConfigDict, generator: models.Generator,
         decay = jnp.minimum(config.optim.ema_decay, (1.0 + t) / (10.0 + t))
         ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
 
-        new_state = state.replace(step=state.step + 1, g_params=g_params, g_batch_stats=g_batch_stats,
-                                  d_params=d_params, d_batch_stats=d_batch_stats, g_opt_state=g_opt_state,
-                                  d_opt_state=d_opt_state, ema_params=ema_params)
+        updated = state.replace(g_params=g_params, g_batch_stats=g_batch_stats, d_params=d_params,
+                                d_batch_stats=d_batch_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+                                ema_params=ema_params)
+        # A NaN or Inf anywhere in the losses or gradients: keep the old state, count the step as skipped.
+        checks = {"d_loss": d_loss, "g_loss": g_loss, "d_gradients": d_grads, "g_gradients": g_grads}
+        finite = {name: jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+                  for name, tree in checks.items()}
+        all_finite = jnp.all(jnp.array(list(finite.values())))
+        new_state = jax.tree.map(lambda new, old: jnp.where(all_finite, new, old), updated, state)
+        new_state = new_state.replace(step=state.step + 1)  # the data and RNG of the next step, either way
         metrics = {"d_loss": d_loss, "g_loss": g_loss,
-                   "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
+                   "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
+                   "skipped": 1.0 - all_finite.astype(jnp.float32),
+                   **{f"nonfinite_{name}": 1.0 - ok.astype(jnp.float32) for name, ok in finite.items()}}
         return new_state, metrics
 
     return step
@@ -241,6 +250,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
         if config[key] <= 0:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer")
+    if config.optim.nonfinite not in ("skip", "stop"):
+        raise UserError(f"--config.optim.nonfinite={config.optim.nonfinite!r} must be 'skip' or 'stop'")
     if config.eval_every != 0:
         raise UserError(f"--config.eval_every={config.eval_every}: no evaluator exists yet; leave it at 0 and "
                         f"measure a digits run with benchmarks/class_accuracy.py")
@@ -346,6 +357,13 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
     stop = StopRequest()
     for step in range(start + 1, config.steps + 1):
         state, metrics = step_fn(state, batch)
+        if config.optim.nonfinite == "stop" and float(metrics["skipped"]):
+            # The update was not applied: the state and its last checkpoint hold no NaN or Inf.
+            bad = [name[len("nonfinite_"):] for name, v in metrics.items() if name.startswith("nonfinite_") and v]
+            kept = (f"the last checkpoint (step {manager.latest_step()}) intact" if manager.latest_step()
+                    is not None else "no checkpoint written")
+            raise UserError(f"non-finite {' and '.join(bad)} at step {step}; stopped with {kept}. Lower the "
+                            f"learning rates, or pass --config.optim.nonfinite=skip to skip such steps")
         if step < config.steps:
             batch = next(batches)  # prepared by the pipeline's threads while the device computes
         window_sums = metrics if window_sums is None else jax.tree.map(jnp.add, window_sums, metrics)
@@ -353,7 +371,9 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
         last = step == config.steps
 
         if step % config.log_every == 0 or last:
-            means = {k: float(v) / window_steps for k, v in jax.device_get(window_sums).items()}
+            sums = jax.device_get(window_sums)
+            means = {k: float(v) / window_steps for k, v in sums.items() if not k.startswith("nonfinite_")}
+            means["skipped"] = int(sums["skipped"])  # a count over the window, not a mean
             elapsed = time.perf_counter() - window_start
             steps_per_s = window_steps / elapsed
             record = {"step": step, **means, "steps_per_s": steps_per_s,
@@ -361,8 +381,10 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
             metrics_log.write(record)
             if is_main:
                 eta = format_duration((config.steps - step) / steps_per_s)
+                skipped = f"  skipped {means['skipped']} (non-finite)" if means["skipped"] else ""
                 print(f"step {step}/{config.steps}  d_loss {means['d_loss']:.3f}  g_loss {means['g_loss']:.3f}  "
-                      f"{steps_per_s:.2f} steps/s  {record['images_per_s']:.0f} img/s  ETA {eta}", flush=True)
+                      f"{steps_per_s:.2f} steps/s  {record['images_per_s']:.0f} img/s  ETA {eta}{skipped}",
+                      flush=True)
             window_start, window_sums, window_steps = time.perf_counter(), None, 0
 
         if step % config.sample_every == 0 or last:

@@ -46,7 +46,8 @@ def test_one_step_updates_everything_and_lowers_the_d_loss(tiny_config, fixed_ba
     assert int(new_state.step) == 1
     for name in ("g_params", "d_params", "ema_params", "g_batch_stats", "d_batch_stats"):
         assert not tree_equal(getattr(state, name), getattr(new_state, name)), name
-    assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "skipped"} <= set(metrics)
+    assert float(metrics["skipped"]) == 0
 
     # The D loss on this very batch and these fakes, before and after D's update.
     z = train.step_latents(tiny_config, 0, 8)
@@ -196,3 +197,32 @@ def test_sampling_a_trained_run(tiny_config, tmp_path):
     assert trained.load(workdir, step=2).step == 2
     with pytest.raises(UserError, match=r"no checkpoint at step 3 .* steps \[2, 4\]"):
         trained.load(workdir, step=3)
+
+
+def test_a_non_finite_step_changes_nothing_but_the_step(tiny_config, fixed_batch):
+    generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
+    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    poisoned = dict(fixed_batch, image=fixed_batch["image"].at[0, 0, 0, 0].set(jnp.nan))
+    new_state, metrics = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, poisoned)
+    assert float(metrics["skipped"]) == 1 and float(metrics["nonfinite_d_loss"]) == 1
+    assert int(new_state.step) == 1
+    assert tree_equal(new_state.replace(step=state.step), state)
+
+
+def test_exploding_run_stops_with_a_clear_error_and_finite_checkpoints(tiny_config, tmp_path):
+    tiny_config.optim.g_lr = tiny_config.optim.d_lr = 1e15  # parameters grow until float32 overflows
+    tiny_config.optim.nonfinite = "stop"
+    tiny_config.checkpoint_every = 1
+    tiny_config.steps = 12
+    workdir = tmp_path / "run"
+    with pytest.raises(UserError, match=r"non-finite .* at step (\d+); stopped with the last checkpoint "
+                                        r"\(step \d+\) intact"):
+        train.train_and_evaluate(tiny_config, str(workdir))
+    saved = trained.load(str(workdir)).state
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(saved))
+
+    tiny_config.optim.nonfinite = "skip"
+    state = train.train_and_evaluate(tiny_config, str(tmp_path / "skipping"))
+    with open(tmp_path / "skipping" / "metrics.jsonl") as f:
+        assert sum(json.loads(line)["skipped"] for line in f) > 0
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state))
