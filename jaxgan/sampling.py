@@ -26,8 +26,9 @@ def block_labels(num: int, labels: Sequence[int]) -> np.ndarray:
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float [N, H, W, C] in [-1, 1] -> uint8 [N, H, W, C] in [0, 255], rounded."""
-    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    """float [N, H, W, C] in [-1, 1] -> uint8 [N, H, W, C] in [0, 255], rounded (NaN -> 0)."""
+    pixels = np.nan_to_num(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 def image_grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
