@@ -5,7 +5,7 @@ Command:  python train.py                      (same as: make train; writes runs
 Expect:   recognisable digits of the requested class: a digit classifier (97.9 % on held-out real
           digits) labels the EMA generator's samples as the requested class 95.3 ± 0.2 % of the time
           for seed 0 on a 2-core CPU (python benchmarks/class_accuracy.py --workdir runs/default);
-          over training seeds 0-9 on an H100, 90.7 ± 0.8 % by an earlier classifier (README.md).
+          95.2 ± 0.9 % over training seeds 0-3 on an H100 (README.md).
 Anchor:   DCGAN (Radford et al. 2016) with the class as a latent embedding and conditional batch norm
           in G, a spectrally normalised projection D (Miyato et al. 2018; Miyato & Koyama 2018),
           non-saturating loss, Adam(2e-4, 0.5, 0.999).
