@@ -354,54 +354,60 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
               f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
 
     window_start, window_sums, window_steps = time.perf_counter(), None, 0
-    stop = StopRequest()
-    for step in range(start + 1, config.steps + 1):
-        state, metrics = step_fn(state, batch)
-        if config.optim.nonfinite == "stop" and float(metrics["skipped"]):
-            # The update was not applied: the state and its last checkpoint hold no NaN or Inf.
-            bad = [name[len("nonfinite_"):] for name, v in metrics.items() if name.startswith("nonfinite_") and v]
-            kept = (f"the last checkpoint (step {manager.latest_step()}) intact" if manager.latest_step()
-                    is not None else "no checkpoint written")
-            raise UserError(f"non-finite {' and '.join(bad)} at step {step}; stopped with {kept}. Lower the "
-                            f"learning rates, or pass --config.optim.nonfinite=skip to skip such steps")
-        if step < config.steps:
-            batch = next(batches)  # prepared by the pipeline's threads while the device computes
-        window_sums = metrics if window_sums is None else jax.tree.map(jnp.add, window_sums, metrics)
-        window_steps += 1
-        last = step == config.steps
+    with StopRequest() as stop:
+        for step in range(start + 1, config.steps + 1):
+            state, metrics = step_fn(state, batch)
+            if config.optim.nonfinite == "stop" and float(metrics["skipped"]):
+                _stop_on_nonfinite(metrics, step, manager.latest_step())
+            if step < config.steps:
+                batch = next(batches)  # prepared by the pipeline's threads while the device computes
+            window_sums = metrics if window_sums is None else jax.tree.map(jnp.add, window_sums, metrics)
+            window_steps += 1
+            last = step == config.steps
 
-        if step % config.log_every == 0 or last:
-            sums = jax.device_get(window_sums)
-            means = {k: float(v) / window_steps for k, v in sums.items() if not k.startswith("nonfinite_")}
-            means["skipped"] = int(sums["skipped"])  # a count over the window, not a mean
-            elapsed = time.perf_counter() - window_start
-            steps_per_s = window_steps / elapsed
-            record = {"step": step, **means, "steps_per_s": steps_per_s,
-                      "images_per_s": steps_per_s * config.batch_size}
-            metrics_log.write(record)
-            if is_main:
-                eta = format_duration((config.steps - step) / steps_per_s)
-                skipped = f"  skipped {means['skipped']} (non-finite)" if means["skipped"] else ""
-                print(f"step {step}/{config.steps}  d_loss {means['d_loss']:.3f}  g_loss {means['g_loss']:.3f}  "
-                      f"{steps_per_s:.2f} steps/s  {record['images_per_s']:.0f} img/s  ETA {eta}{skipped}",
-                      flush=True)
-            window_start, window_sums, window_steps = time.perf_counter(), None, 0
+            if step % config.log_every == 0 or last:
+                sums = jax.device_get(window_sums)
+                means = {k: float(v) / window_steps for k, v in sums.items() if not k.startswith("nonfinite_")}
+                means["skipped"] = int(sums["skipped"])  # a count over the window, not a mean
+                elapsed = time.perf_counter() - window_start
+                steps_per_s = window_steps / elapsed
+                record = {"step": step, **means, "steps_per_s": steps_per_s,
+                          "images_per_s": steps_per_s * config.batch_size}
+                metrics_log.write(record)
+                if is_main:
+                    eta = format_duration((config.steps - step) / steps_per_s)
+                    skipped = f"  skipped {means['skipped']} (non-finite)" if means["skipped"] else ""
+                    print(f"step {step}/{config.steps}  d_loss {means['d_loss']:.3f}  "
+                          f"g_loss {means['g_loss']:.3f}  {steps_per_s:.2f} steps/s  "
+                          f"{record['images_per_s']:.0f} img/s  ETA {eta}{skipped}", flush=True)
+                window_start, window_sums, window_steps = time.perf_counter(), None, 0
 
-        if step % config.sample_every == 0 or last:
-            images = generate(state.ema_params, state.g_batch_stats, grid_z, grid_labels)
-            if is_main:
-                grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
-                sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
+            if step % config.sample_every == 0 or last:
+                images = generate(state.ema_params, state.g_batch_stats, grid_z, grid_labels)
+                if is_main:
+                    grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
+                    sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
 
-        if step % config.checkpoint_every == 0 or last or stop.signal_name:
-            checkpoint.save(manager, state, config, pipeline.image_shape, class_names)
-        if stop.signal_name and not last:
-            if is_main:
-                print(f"Stopped by {stop.signal_name} after step {step} of {config.steps}; its checkpoint is "
-                      f"saved in {workdir}. Run the same command to continue.", flush=True)
-            break
-    stop.restore()
+            if step % config.checkpoint_every == 0 or last or stop.signal_name:
+                checkpoint.save(manager, state, config, pipeline.image_shape, class_names)
+            if stop.signal_name and not last:
+                if is_main:
+                    print(f"Stopped by {stop.signal_name} after step {step} of {config.steps}; its checkpoint "
+                          f"is saved in {workdir}. Run the same command to continue.", flush=True)
+                break
     return state
+
+
+def _stop_on_nonfinite(metrics: dict[str, jax.Array], step: int, last_checkpoint: int | None) -> None:
+    """Raises the error of `optim.nonfinite = "stop"`, naming what was not finite.
+
+    The update of that step was not applied, so the state and its checkpoints hold no NaN or Inf.
+    """
+    bad = [name[len("nonfinite_"):] for name, v in metrics.items() if name.startswith("nonfinite_") and v]
+    kept = (f"the last checkpoint (step {last_checkpoint}) intact" if last_checkpoint is not None
+            else "no checkpoint written")
+    raise UserError(f"non-finite {' and '.join(bad)} at step {step}; stopped with {kept}. Lower the "
+                    f"learning rates, or pass --config.optim.nonfinite=skip to skip such steps")
 
 
 class StopRequest:
@@ -411,19 +417,20 @@ class StopRequest:
     same step, so there the default handlers stay.
     """
 
-    def __init__(self):
+    def __enter__(self) -> "StopRequest":
         self.signal_name = None
         self.previous = {}
-        if jax.process_count() > 1 or threading.current_thread() is not threading.main_thread():
-            return
-        for number in (signal.SIGTERM, signal.SIGINT):
-            self.previous[number] = signal.signal(number, self._request)
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self.previous[number] = signal.signal(number, self._request)
+        return self
 
     def _request(self, number, frame):
         del frame
         self.signal_name = signal.Signals(number).name
 
-    def restore(self) -> None:
+    def __exit__(self, *exc_info) -> None:
+        # Also on errors (a non-finite stop, say): the caller gets its own handlers back.
         for number, handler in self.previous.items():
             signal.signal(number, handler)
 
