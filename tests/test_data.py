@@ -225,3 +225,17 @@ def test_textures_in_patch_mode(data_dir):
     epoch = np.concatenate([pipeline.batch(s)["label"] for s in range(2)])
     assert np.bincount(epoch).tolist() == [4] * 5  # every picture gives `patches` crops per epoch
     assert pipeline.batch(0)["image"].shape == (10, 32, 32, 3)
+
+
+def test_a_built_folder_is_not_decoded_again(tmp_path, monkeypatch):
+    from jaxgan.datasets import images
+
+    folder = make_folder(tmp_path / "art", {"": [("a.png", "RGB", (20, 20)), ("b.png", "RGB", (30, 20))]})
+    first = data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a built folder was decoded again")
+
+    monkeypatch.setattr(images, "load_rgb", no_decoding)
+    again = data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
+    assert len(again) == len(first) == 2

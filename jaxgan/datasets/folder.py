@@ -5,8 +5,8 @@ it, sorted by name; pictures in deeper folders belong to their top-level sub-fol
 no sub-folders is one unconditional set. JPEG, PNG, WebP and BMP files of any size are read with
 `images.load_rgb` (RGBA composited on white, grey made RGB) and stored shrunk to at most
 `max_shorter_side`, so later reads decode small pictures. The built dataset lives in the TFDS data
-dir under a name made of the folder's name and a hash of its path, file names, sizes and times:
-change a file and the next run builds it again.
+dir under a name made of the folder's name and a hash of its path, file names, sizes and times (and
+the storage size and bad-file policy): change a file and the next run builds it again.
 """
 
 import dataclasses
@@ -38,8 +38,8 @@ def _picture_files(directory: str) -> list[str]:
     return found
 
 
-def list_folder(folder: str, bad_images: str) -> FolderListing:
-    """Finds the pictures and classes of `folder`, checking every file (bad_images: "error" or "skip")."""
+def list_folder(folder: str) -> FolderListing:
+    """Finds the picture files and classes of `folder` by name, without opening them."""
     folder = os.path.abspath(os.path.expanduser(folder))
     if not os.path.isdir(folder):
         raise UserError(f"--config.data.folder {folder} is not a directory; point it at a folder of pictures")
@@ -56,8 +56,14 @@ def list_folder(folder: str, bad_images: str) -> FolderListing:
         raise UserError(f"{folder} holds no pictures ({', '.join(images.EXTENSIONS)}); add some, one "
                         f"sub-folder per style")
     entries = [(p, c) for c, (_, files) in enumerate(classes) for p in files] or [(p, 0) for p in top_level]
+    paths, labels = zip(*entries)
+    return FolderListing(folder, paths, labels, tuple(name for name, _ in classes))
+
+
+def readable_pictures(listing: FolderListing, bad_images: str) -> FolderListing:
+    """`listing` without the files that are no readable picture (bad_images: "error" or "skip")."""
     good = []
-    for path, label in entries:
+    for path, label in zip(listing.paths, listing.labels):
         try:
             images.load_rgb(path)
             good.append((path, label))
@@ -66,14 +72,14 @@ def list_folder(folder: str, bad_images: str) -> FolderListing:
                 raise UserError(f"{e}; remove or fix it, or pass --config.data.bad_images=skip") from None
             logging.warning("Skipping %s", e)
     if not good:
-        raise UserError(f"{folder} holds no readable pictures")
+        raise UserError(f"{listing.folder} holds no readable pictures")
     paths, labels = zip(*good)
-    return FolderListing(folder, paths, labels, tuple(name for name, _ in classes))
+    return dataclasses.replace(listing, paths=paths, labels=labels)
 
 
-def listing_fingerprint(listing: FolderListing, max_shorter_side: int) -> str:
+def listing_fingerprint(listing: FolderListing, max_shorter_side: int, bad_images: str) -> str:
     """A hash of everything the built dataset depends on."""
-    digest = hashlib.sha256(f"{listing.folder}|{max_shorter_side}|{listing.class_names}".encode())
+    digest = hashlib.sha256(f"{listing.folder}|{max_shorter_side}|{bad_images}|{listing.class_names}".encode())
     for path, label in zip(listing.paths, listing.labels):
         stat = os.stat(path)
         digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
@@ -81,18 +87,17 @@ def listing_fingerprint(listing: FolderListing, max_shorter_side: int) -> str:
 
 
 class FolderConfig(tfds.core.BuilderConfig):
-    """One folder, as listed."""
+    """One folder: named after its files as listed, holding `listing` (its readable pictures once checked)."""
 
-    def __init__(self, *, listing: FolderListing, max_shorter_side: int):
+    def __init__(self, *, listing: FolderListing, max_shorter_side: int, fingerprint: str):
         stem = "".join(c if c.isalnum() else "_" for c in os.path.basename(listing.folder)).lower() or "folder"
-        super().__init__(name=f"{stem}_{listing_fingerprint(listing, max_shorter_side)}",
-                         description=f"Pictures of {listing.folder}")
+        super().__init__(name=f"{stem}_{fingerprint}", description=f"Pictures of {listing.folder}")
         self.listing = listing
         self.max_shorter_side = max_shorter_side
 
 
 class JaxganFolder(tfds.core.GeneratorBasedBuilder):
-    """A folder of pictures; build it with `builder(listing, max_shorter_side, data_dir)`."""
+    """A folder of pictures; build it with `builder(folder, max_shorter_side, bad_images, data_dir)`."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Pictures as RGB, shorter side at most max_shorter_side."}
@@ -118,13 +123,22 @@ class JaxganFolder(tfds.core.GeneratorBasedBuilder):
 
 
 def builder(folder: str, max_shorter_side: int, bad_images: str, data_dir: str | None) -> JaxganFolder:
-    """The TFDS builder of `folder`, built (array_record files in the data dir) if not yet."""
-    listing = list_folder(folder, bad_images)
-    folder_builder = JaxganFolder(config=FolderConfig(listing=listing, max_shorter_side=max_shorter_side),
-                                  data_dir=data_dir)
-    if not folder_builder.is_prepared():
-        print(f"Building the dataset of {len(listing.paths)} pictures in {listing.folder} "
-              f"({len(listing.class_names) or 'no'} styles) into {folder_builder.data_dir} ...", flush=True)
-        folder_builder.download_and_prepare(file_format="array_record")
-    return folder_builder
+    """The TFDS builder of `folder`, built (array_record files in the data dir) if not yet.
 
+    Only a build opens the pictures (to check them, then to store them): a run on a folder that is
+    already built lists its files and reads nothing else.
+    """
+    listing = list_folder(folder)
+    fingerprint = listing_fingerprint(listing, max_shorter_side, bad_images)
+
+    def folder_builder(listing):
+        config = FolderConfig(listing=listing, max_shorter_side=max_shorter_side, fingerprint=fingerprint)
+        return JaxganFolder(config=config, data_dir=data_dir)
+
+    if folder_builder(listing).is_prepared():
+        return folder_builder(listing)
+    checked = folder_builder(readable_pictures(listing, bad_images))
+    print(f"Building the dataset of {len(checked.builder_config.listing.paths)} pictures in {listing.folder} "
+          f"({len(listing.class_names) or 'no'} styles) into {checked.data_dir} ...", flush=True)
+    checked.download_and_prepare(file_format="array_record")
+    return checked
