@@ -26,30 +26,36 @@ def data_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def tiny_config(data_dir):
-    """The default config shrunk to a model and run that take seconds on a CPU."""
+# The default config shrunk to a model and run that take seconds on a CPU (dotted keys).
+TINY = {"steps": 4, "batch_size": 8, "model.latent_dim": 8, "model.g_width": 8, "model.d_width": 8,
+        "log_every": 2, "checkpoint_every": 2, "sample_every": 2}
+
+
+def make_tiny_config(data_dir: str):
+    """configs/default.py with the TINY values, reading TFDS data from `data_dir`."""
     sys.path.insert(0, ROOT)
     from configs import default
 
     config = default.get_config()
-    config.steps = 4
-    config.batch_size = 8
+    for key, value in TINY.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
     config.data.data_dir = data_dir
-    config.model.latent_dim = 8
-    config.model.g_width = 8
-    config.model.d_width = 8
-    config.log_every = 2
-    config.checkpoint_every = 2
-    config.sample_every = 2
     return config
 
 
+@pytest.fixture
+def tiny_config(data_dir):
+    return make_tiny_config(data_dir)
+
+
 def tiny_flags(data_dir: str, steps: int = 4) -> list[str]:
-    """Command-line overrides matching `tiny_config`."""
-    return [f"--config.steps={steps}", "--config.batch_size=8", f"--config.data.data_dir={data_dir}",
-            "--config.model.latent_dim=8", "--config.model.g_width=8", "--config.model.d_width=8",
-            "--config.log_every=2", "--config.checkpoint_every=2", "--config.sample_every=2"]
+    """Command-line overrides giving train.py the config of `make_tiny_config`, with `steps`."""
+    values = dict(TINY, steps=steps)
+    return [f"--config.{key}={value}" for key, value in values.items()] + [f"--config.data.data_dir={data_dir}"]
 
 
 def run_script(script: str, *args: str, devices: int = 1) -> subprocess.CompletedProcess:

@@ -9,11 +9,8 @@ OUT.npz: the losses, gradients and parameters after step 1 (keys without "final/
 
 import argparse
 import os
-import sys
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
@@ -35,15 +32,11 @@ def main() -> None:
 
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from configs import default
+    from conftest import make_tiny_config
     from jaxgan import data, losses, sampling, train
 
-    config = default.get_config()
-    config.batch_size = 8
-    config.data.data_dir = args.data_dir
-    config.model.latent_dim = 8
-    config.model.g_width = 8
-    config.model.d_width = 8
+    # The tests' tiny config, as train.py gets it from conftest.tiny_flags.
+    config = make_tiny_config(args.data_dir)
     config.log_every = config.checkpoint_every = config.sample_every = 1000
 
     # Gradients at the first step, with the batch sharded as train_and_evaluate shards it.
