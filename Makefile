@@ -1,11 +1,12 @@
 # make install: .venv with the project and its test tools; make train / make test run it first.
+# make test also installs Debian's chromium and chromium-driver (for the explorer page's browser test).
 # Python: python3.12 when present (jax 0.12 needs it), else python3 (>= 3.11).
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3; do \
 	$$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install train test clean
+.PHONY: install train test browser clean
 
 install: $(INSTALLED)
 
@@ -19,8 +20,16 @@ $(INSTALLED): pyproject.toml
 train: install
 	$(VENV)/bin/python train.py $(ARGS)
 
-test: install
+test: install browser
 	$(VENV)/bin/python -m pytest -q tests
+
+# The browser is the system's, not one a test tool downloads: chromedriver matches it exactly.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "make: installing Debian's chromium and chromium-driver for the explorer page test"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; }
 
 clean:
 	rm -rf $(VENV) runs

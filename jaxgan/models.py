@@ -1,7 +1,9 @@
 """Flax Linen generator and discriminator: pure `init` / `apply` functions of (variables, inputs).
 
 Images are float32 [N, H, W, C] in [-1, 1]; labels are int32 [N] in [0, num_classes) or None for an
-unconditional model. The generator keeps batch-norm statistics in the `batch_stats` collection.
+unconditional model. The generator also takes label weights, float [N, num_classes] (a one-hot row
+is that class; a blend of rows blends the styles). It keeps batch-norm statistics in the
+`batch_stats` collection.
 """
 
 import math
@@ -58,6 +60,17 @@ class UpConv(nn.Module):
         return y + self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else y
 
 
+def class_lookup(embed: nn.Embed, labels: jax.Array) -> jax.Array:
+    """Rows of `embed`'s table: labels int [N] -> [N, F]; label weights float [N, K] -> their weighted sum.
+
+    A one-hot row gives exactly the looked-up row (products with 1 and 0 are exact), so a blend of
+    styles starts and ends at the pictures of its two classes.
+    """
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        return embed(labels)
+    return labels @ embed.embedding
+
+
 class ConditionalBatchNorm(nn.Module):
     """Batch norm whose scale and offset are looked up per class (de Vries et al. 2017).
 
@@ -77,10 +90,10 @@ class ConditionalBatchNorm(nn.Module):
                          use_scale=not conditional, use_bias=not conditional)(x)
         if not conditional:
             return x
-        gamma = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros_init(),
-                         name="gamma")(labels)
-        beta = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros_init(),
-                        name="beta")(labels)
+        gamma = class_lookup(nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros_init(),
+                                      name="gamma"), labels)
+        beta = class_lookup(nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros_init(),
+                                     name="beta"), labels)
         return x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
 
 
@@ -109,14 +122,18 @@ class Generator(nn.Module):
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = True) -> jax.Array:
-        """z: float [N, latent_dim]; labels: int [N] or None. Returns images float [N, S, S, C] in [-1, 1]."""
+        """z: float [N, latent_dim]; labels: int [N], label weights float [N, num_classes] or None.
+
+        Returns images float [N, S, S, C] in [-1, 1].
+        """
         n = num_upsamplings(self.image_size)
         start = self.image_size >> n
         width = self.width * 2 ** (n - 1)
         if self.num_classes > 0:
             # The class enters twice: as an embedding beside z (Mirza & Osindero 2014) and through
             # every batch norm, so G is told the class from its first layer on.
-            z = jnp.concatenate([z, nn.Embed(self.num_classes, z.shape[-1], name="class_embedding")(labels)], -1)
+            class_embedding = nn.Embed(self.num_classes, z.shape[-1], name="class_embedding")
+            z = jnp.concatenate([z, class_lookup(class_embedding, labels)], -1)
         # No biases before batch norm: it would subtract them again.
         x = nn.Dense(start * start * width, use_bias=False)(z).reshape(z.shape[0], start, start, width)
         x = nn.relu(ConditionalBatchNorm(self.num_classes)(x, labels, train))

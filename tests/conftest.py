@@ -63,3 +63,13 @@ def run_script(script: str, *args: str, devices: int = 1) -> subprocess.Complete
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
     return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(data_dir, tmp_path_factory):
+    """A run of the tiny config, trained once for the whole session (a few seconds); do not write to it."""
+    from jaxgan import train
+
+    workdir = str(tmp_path_factory.mktemp("trained") / "run")
+    train.train_and_evaluate(make_tiny_config(data_dir), workdir)
+    return workdir
