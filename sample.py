@@ -36,7 +36,8 @@ ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--workdir", help="directory of a run made by train.py")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     parser.add_argument("--num", type=int, default=None, help="number of images (default 64)")
@@ -129,6 +130,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.from_image is not None:
+        defaults = vars(parser.parse_args([]))
+        extra = [name for name, value in vars(args).items()
+                 if name not in ("from_image", "workdir", "out") and value != defaults[name]]
+        if extra:
+            parser.error(f"--from-image makes the picture as it was made; drop --{extra[0].replace('_', '-')} "
+                         "(only --workdir and --out go with it)")
         return args
     try:
         check_args(args)

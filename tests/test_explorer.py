@@ -80,6 +80,7 @@ def test_walks_and_morphs_as_gif_and_mp4(trained_workdir, tmp_path):
     (["--seeds", "1", "--out", "x.gif"], "is the animation of --interpolate"),
     (["--variations", "4", "--strength", "2"], "--strength 2.0 must be between 0 and 1"),
     (["--serve", "--port", "70000"], "--port 70000 must be 0..65535"),
+    (["--from-image", "x.png", "--seeds", "3"], "--from-image makes the picture as it was made; drop --seeds"),
 ])
 def test_bad_values_are_one_clear_line_before_loading_anything(trained_workdir, arguments, message):
     process = subprocess.run([sys.executable, "sample.py", "--workdir", trained_workdir, *arguments], cwd=ROOT,
@@ -172,6 +173,7 @@ def test_the_page_in_a_headless_browser_matches_sample_py_and_a_busy_port_is_a_c
         browser.find_elements(By.CSS_SELECTOR, "#neighbours img")[2].click()
         wait.until(lambda b: b.execute_script(loaded, "walk"))
         assert "from=6&to=9" in browser.find_element(By.ID, "walk").get_attribute("src")
+        assert browser.current_url.endswith("style=8&seed=6&psi=0.80&walk=6-9")
         assert browser.find_element(By.ID, "error").text == ""
         os.makedirs(ARTIFACTS, exist_ok=True)
         browser.save_screenshot(os.path.join(ARTIFACTS, "explorer.png"))
