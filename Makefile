@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install train test browser clean
+.PHONY: install train test browser bench clean
 
 install: $(INSTALLED)
 
@@ -31,5 +31,18 @@ browser:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 			chromium chromium-driver >/dev/null; }
 
+# Benchmarks beside PyTorch: torch 2.13.0 is a CPU build for Python 3.11 (other versions fetch CUDA
+# builds of several GB), so this venv is Python 3.11 with the jax that Python 3.11 gets.
+BENCH_PYTHON ?= python3.11
+BENCH_VENV := .venv-bench
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/step_time.py $(ARGS)
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . torch==2.13.0
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(BENCH_VENV) runs

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import logging
 import os
 import shutil
 
@@ -226,3 +227,11 @@ def test_exploding_run_stops_with_a_clear_error_and_finite_checkpoints(tiny_conf
     with open(tmp_path / "skipping" / "metrics.jsonl") as f:
         assert sum(json.loads(line)["skipped"] for line in f) > 0
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state))
+
+
+def test_the_train_step_compiles_once(tiny_config, tmp_path, caplog):
+    tiny_config.steps = 6  # three logging intervals, three checkpoints, three sample grids
+    with caplog.at_level(logging.WARNING, logger="jax"), jax.log_compiles(True):
+        train.train_and_evaluate(tiny_config, str(tmp_path / "run"))
+    step_compilations = [r for r in caplog.records if r.getMessage().startswith("Compiling jit(step)")]
+    assert len(step_compilations) == 1
