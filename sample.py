@@ -212,6 +212,8 @@ def make_images(args: argparse.Namespace, gan) -> tuple[np.ndarray, list[dict]]:
     # morph
     from jaxgan.errors import UserError
 
+    if not names:
+        raise UserError("--interpolate-labels morphs between styles; this run is unconditional (it has none)")
     styles = sampling.parse_labels(args.interpolate_labels, names)
     if len(styles) < 2:
         raise UserError("--interpolate-labels needs two or more styles of a conditional run, e.g. ink,watercolor")
