@@ -11,9 +11,8 @@ import json
 import os
 from typing import Any
 
-import flax.serialization
-
 import flax.linen as nn
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np

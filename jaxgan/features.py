@@ -53,13 +53,12 @@ class FeatureNetwork:
 def digit_features(seed: int = 0, data_dir: str | None = None, batch_size: int = 500) -> FeatureNetwork:
     """The digit classifier of `seed` (trained once, then cached in the TFDS data dir)."""
     digits = classifier.load_or_train_digit_classifier(seed, data_dir)
-    apply = jax.jit(lambda params, images: classifier.DigitClassifier().apply({"params": params}, images))
 
     def embed_batch(images):
         if images.shape[1:] != (28, 28, 1):
             raise UserError(f"the digit classifier reads 28x28 grey digits, not images of shape {images.shape[1:]}; "
                             f"use --features inception")
-        return apply(digits.params, images)
+        return digits.embed(images, batch_size)
 
     return FeatureNetwork(
         name=f"digit_classifier_seed{seed}_v{classifier.TRAINING_VERSION}",
