@@ -1,32 +1,44 @@
 """A small CNN digit classifier trained on jaxgan_digits, to measure conditional generators offline.
 
 It learns from the `train` split (the one the GANs see) and reports its accuracy on the held-out
-`test` split, so its own error is known beside every figure it produces.
+`test` split, so its own error is known beside every figure it produces. Its penultimate layer is
+the feature space of "classifier FID" (`jaxgan.features.digit_features`); its argmax labels the
+samples of conditional digit GANs (`accuracy_per_class`).
 """
 
 import dataclasses
+import json
+import os
 from typing import Any
 
 import flax.linen as nn
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxgan import data
+from jaxgan.errors import UserError
+
+DIGIT_CLASS_NAMES = tuple(str(digit) for digit in range(10))
+EPOCHS = 8
+# Part of the cache key: bump it whenever the network or its training changes, so that a cached
+# classifier is never one that this code would not train.
+TRAINING_VERSION = 1
 
 
 class DigitClassifier(nn.Module):
-    """images float [N, 28, 28, 1] in [-1, 1] -> logits float [N, 10]."""
+    """images float [N, 28, 28, 1] in [-1, 1] -> (features float [N, 128] >= 0, logits float [N, 10])."""
 
     @nn.compact
-    def __call__(self, images: jax.Array) -> jax.Array:
+    def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = nn.relu(nn.Conv(32, (3, 3))(images))
         x = nn.max_pool(x, (2, 2), (2, 2))
         x = nn.relu(nn.Conv(64, (3, 3))(x))
         x = nn.max_pool(x, (2, 2), (2, 2))
-        x = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(10)(x)
+        features = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
+        return features, nn.Dense(10)(features)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,14 +46,66 @@ class TrainedClassifier:
     params: Any
     held_out_accuracy: float  # on jaxgan_digits' test split, never seen in training
 
+    def embed(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """images float [N, 28, 28, 1] in [-1, 1] -> (features float32 [N, 128], logits float32 [N, 10])."""
+        outputs = [_apply(self.params, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        return tuple(np.concatenate([np.asarray(o[part]) for o in outputs]) for part in (0, 1))
+
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """int [N] predicted digit of images float [N, 28, 28, 1] in [-1, 1]."""
-        apply = jax.jit(lambda p, x: jnp.argmax(DigitClassifier().apply({"params": p}, x), -1))
-        return np.concatenate([np.asarray(apply(self.params, images[i:i + batch_size]))
-                               for i in range(0, len(images), batch_size)])
+        return np.argmax(self.embed(images, batch_size)[1], axis=-1)
 
 
-def train_digit_classifier(seed: int = 0, epochs: int = 8, batch_size: int = 64,
+_apply = jax.jit(lambda params, images: DigitClassifier().apply({"params": params}, images))
+
+
+def accuracy_per_class(predicted: np.ndarray, requested: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """float64 [num_classes]: for each class, the fraction of the samples asked for it that were labelled it.
+
+    Args:
+      predicted, requested: int [N] labels from the classifier and the labels the generator was given.
+        A class never requested gets NaN.
+    """
+    correct = np.asarray(predicted) == np.asarray(requested)
+    return np.array([correct[requested == c].mean() if np.any(requested == c) else np.nan
+                     for c in range(num_classes)])
+
+
+def require_digits_run(class_names, workdir: str) -> None:
+    """Raises UserError unless a run's classes are the digits 0-9, the only ones the classifier knows."""
+    if tuple(class_names) != DIGIT_CLASS_NAMES:
+        raise UserError(f"{workdir} was not trained on the digits 0-9 (its classes: "
+                        f"{', '.join(class_names) or 'none'}); the digit classifier measures digit runs only: "
+                        f"pass a digits run or use --features inception")
+
+
+def load_or_train_digit_classifier(seed: int = 0, data_dir: str | None = None) -> TrainedClassifier:
+    """The classifier of `seed`, trained once and then read from the cache in the TFDS data dir.
+
+    Cached as `jaxgan_cache/digit_classifier/seed{seed}-epochs{EPOCHS}-v{TRAINING_VERSION}.msgpack`
+    (its parameters) beside a .json holding its held-out accuracy.
+    """
+    stem = os.path.join(data.cache_dir(data_dir), "digit_classifier",
+                        f"seed{seed}-epochs{EPOCHS}-v{TRAINING_VERSION}")
+    if os.path.exists(stem + ".json"):
+        with open(stem + ".msgpack", "rb") as f:
+            params = flax.serialization.msgpack_restore(f.read())
+        with open(stem + ".json") as f:
+            return TrainedClassifier(params, json.load(f)["held_out_accuracy"])
+    classifier = train_digit_classifier(seed, EPOCHS, data_dir=data_dir)
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    # Each file appears whole through a rename, the .json last: a cache entry is complete or absent,
+    # even with two processes training the same classifier at once.
+    params = flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, classifier.params))
+    summary = json.dumps({"seed": seed, "epochs": EPOCHS, "held_out_accuracy": classifier.held_out_accuracy})
+    for suffix, content in ((".msgpack", params), (".json", summary.encode())):
+        with open(f"{stem}{suffix}.{os.getpid()}.tmp", "wb") as f:
+            f.write(content)
+        os.replace(f"{stem}{suffix}.{os.getpid()}.tmp", stem + suffix)
+    return classifier
+
+
+def train_digit_classifier(seed: int = 0, epochs: int = EPOCHS, batch_size: int = 64,
                            data_dir: str | None = None) -> TrainedClassifier:
     """Trains on jaxgan_digits/train with small random shifts (about 30 s on 2 CPU cores)."""
     train_set = data.load_dataset("jaxgan_digits", "train", "label", data_dir)
@@ -60,7 +124,7 @@ def train_digit_classifier(seed: int = 0, epochs: int = 8, batch_size: int = 64,
         images = jnp.roll(images, shift, axis=(1, 2))
 
         def loss_fn(p):
-            logits = model.apply({"params": p}, images)
+            _, logits = model.apply({"params": p}, images)
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         grads = jax.grad(loss_fn)(params)

@@ -18,6 +18,7 @@ as they are read. Batches are prepared by a thread pool ahead of the step that n
 import collections
 import concurrent.futures
 import dataclasses
+import os
 from collections.abc import Iterator, Sequence
 
 import jax
@@ -110,6 +111,12 @@ def _open_split(builder, name: str, split: str, label_key: str | None) -> ImageD
                         f"prepare it again with file_format='array_record'") from None
     class_names = tuple(features[label_key].names) if label_key is not None else ()
     return ImageDataset(source, label_key, class_names, tuple(features["image"].shape))
+
+
+def cache_dir(data_dir: str | None) -> str:
+    """Where jaxgan keeps what it computes once from datasets (a trained classifier, reference
+    statistics): `jaxgan_cache/` in the TFDS data dir, so it travels with the data it came from."""
+    return os.path.join(data_dir or tfds.core.constants.DATA_DIR, "jaxgan_cache")
 
 
 def open_dataset(data_config: ml_collections.ConfigDict) -> ImageDataset:
