@@ -43,9 +43,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    from jaxgan import sampling, trained  # after argument parsing: importing JAX takes seconds
+    from jaxgan import checkpoint, sampling, trained  # after argument parsing: importing JAX takes seconds
     from jaxgan.errors import UserError
 
+    checkpoint.leave_failures_to_exceptions()
     try:
         gan = trained.load(args.workdir, args.step)
         labels = sampling.parse_labels(args.labels, gan.class_names)
