@@ -18,7 +18,7 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) ->
     try:
         # config_flags applies --config.KEY=VALUE overrides while defining the flag, so this is inside the try.
         config_flag = config_flags.DEFINE_config_file("config", "configs/default.py", "Python config file.",
-                                                      flag_values=flag_values, lock_config=True)
+                                                      flag_values=flag_values, lock_config=True, sys_argv=argv)
         workdir_flag = flags.DEFINE_string("workdir", None, "Directory of the run (default: runs/<config stem>).",
                                            flag_values=flag_values)
         flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a run of several processes.",
@@ -28,7 +28,8 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) ->
         flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run, 0..num_processes-1.",
                              flag_values=flag_values)
         flags.DEFINE_bool("distributed", False, "Join a multi-process run whose settings the cluster provides "
-                          "(Cloud TPU, SLURM, ...), detected by jax.distributed.initialize().", flag_values=flag_values)
+                          "(Cloud TPU, SLURM, ...), detected by jax.distributed.initialize().",
+                          flag_values=flag_values)
         positional = flag_values(argv)[1:]
     except (flags.Error, KeyError, ValueError, AttributeError, TypeError, OSError) as e:
         message = " ".join(str(e).replace('"', "").split())

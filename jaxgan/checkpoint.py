@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -91,17 +92,17 @@ def restore(manager: ocp.CheckpointManager, step: int, meta: dict[str, Any], abs
     if "state_sha256" in meta and fingerprint(state) != meta["state_sha256"]:
         raise UnreadableCheckpoint("its arrays differ from the ones saved: sha256 fingerprint mismatch")
     for path, leaf in jax.tree.leaves_with_path(state):
-        if jax.numpy.issubdtype(leaf.dtype, jax.numpy.floating) and not np.isfinite(leaf.addressable_data(0)).all():
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and not np.isfinite(leaf.addressable_data(0)).all():
             raise UnreadableCheckpoint(f"NaN or Inf in {jax.tree_util.keystr(path, simple=True, separator='.')}")
     return state
 
 
 def restore_newest_readable(manager: ocp.CheckpointManager, workdir: str, restore_step: Callable[[int], Any],
-                            action: str) -> tuple[int, Any, list[int]]:
+                            action: str) -> tuple[Any, list[int]]:
     """Calls `restore_step(step)` on the checkpoints from the newest back until one is readable.
 
     `restore_step` raises UnreadableCheckpoint for a damaged checkpoint; each one skipped is named in a
-    warning on stderr ending "; {action} step J." Returns (J, what restore_step returned, the steps
+    warning on stderr ending "; {action} step J." Returns (what restore_step(J) returned, the steps
     skipped); a clear error if none is readable.
     """
     unreadable = []
@@ -115,7 +116,7 @@ def restore_newest_readable(manager: ocp.CheckpointManager, workdir: str, restor
             for bad_step, reason in unreadable:
                 print(f"Warning: the checkpoint at step {bad_step} in {workdir} is unreadable ({reason}); "
                       f"{action} step {step}.", file=sys.stderr, flush=True)
-        return step, restored, [bad_step for bad_step, _ in unreadable]
+        return restored, [bad_step for bad_step, _ in unreadable]
     reasons = "; ".join(f"step {step}: {reason}" for step, reason in unreadable)
     raise UserError(f"no checkpoint in {workdir} is readable ({reasons}); move {workdir}/checkpoints away "
                     f"to start again from step 0, or pass another --workdir")
@@ -164,7 +165,8 @@ def leave_failures_to_exceptions() -> None:
     previous = sys.unraisablehook
 
     def hook(unraisable):
-        if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
             previous(unraisable)
 
     sys.unraisablehook = hook

@@ -445,7 +445,7 @@ def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh,
 
     state = None
     if manager.all_steps():
-        _, state, unreadable = checkpoint.restore_newest_readable(manager, workdir, restore_step, "resuming from")
+        state, unreadable = checkpoint.restore_newest_readable(manager, workdir, restore_step, "resuming from")
         if unreadable:
             moved_to = checkpoint.set_aside(manager, workdir, unreadable)
             if is_main:

@@ -72,7 +72,7 @@ def load(workdir: str, step: int | None = None) -> TrainedGAN:
 
     try:
         if step is None:
-            return checkpoint.restore_newest_readable(manager, workdir, restore_step, "sampling from")[1]
+            return checkpoint.restore_newest_readable(manager, workdir, restore_step, "sampling from")[0]
         try:
             return restore_step(step)
         except checkpoint.UnreadableCheckpoint as e:

@@ -21,11 +21,11 @@ import numpy as np
 import optax
 import pytest
 from absl import flags
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, make_tiny_config, tiny_flags
-from jaxgan import train, trained
+from jaxgan import data, train, trained
 from jaxgan.errors import UserError
 from test_cli import error_line
 from test_train import files_digest, tree_equal
@@ -35,9 +35,10 @@ STEPS, INTERVAL = 60, 10
 
 
 def fault_flags(data_dir: str) -> list[str]:
-    """train.py flags of the interrupted runs: a progress line per step, no sample grids but the last."""
+    """train.py flags of the interrupted runs: a progress line per step, no sample grid but the last, the
+    newest 4 checkpoints kept."""
     return [*tiny_flags(data_dir, steps=STEPS), "--config.log_every=1", f"--config.checkpoint_every={INTERVAL}",
-            "--config.sample_every=1000"]
+            "--config.sample_every=1000", "--config.keep_checkpoints=4"]
 
 
 @pytest.fixture
@@ -50,12 +51,22 @@ def report(request, capsys):
     return report_line
 
 
+def fault_config(data_dir: str):
+    """The config of `fault_flags`, for runs in this process."""
+    config = make_tiny_config(data_dir)
+    config.steps, config.log_every, config.checkpoint_every, config.sample_every = STEPS, 1, INTERVAL, 1000
+    config.keep_checkpoints = 4
+    return config
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(data_dir, tmp_path_factory):
-    """The final state of the interrupted runs' config trained in one go, in this process."""
-    config = make_tiny_config(data_dir)
-    config.steps, config.checkpoint_every, config.log_every, config.sample_every = STEPS, INTERVAL, STEPS, STEPS
-    return train.train_and_evaluate(config, str(tmp_path_factory.mktemp("uninterrupted") / "run"))
+    """(workdir, final state) of the interrupted runs' config trained in one go, in this process.
+
+    The workdir (checkpoints 30 to 60) is copied, never changed, by the tests that use it.
+    """
+    workdir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    return workdir, train.train_and_evaluate(fault_config(data_dir), str(workdir))
 
 
 class TrainingProcess:
@@ -111,11 +122,12 @@ class TrainingProcess:
 def checkpoint_dirs(checkpoints) -> tuple[list[int], list[str]]:
     """(steps of the complete checkpoints, names of the partial ones Orbax is writing or was killed writing)."""
     names = os.listdir(checkpoints) if os.path.isdir(checkpoints) else []
-    return sorted(int(name) for name in names if name.isdigit()), sorted(n for n in names if "orbax-checkpoint-tmp" in n)
+    partial = sorted(name for name in names if "orbax-checkpoint-tmp" in name)
+    return sorted(int(name) for name in names if name.isdigit()), partial
 
 
-# When the kill lands. A kill waits for the line that the train step is compiled, printed after the
-# run has restored its checkpoint and deleted the partial ones a previous kill left.
+# When the kill lands: each `moment(process, checkpoints)` returns once it has come (False if the
+# process ended first). Training starts after the "Compiled the train step ... from step S" line.
 def after_progress_line(step):
     def moment(process, checkpoints):
         return process.wait_for(lambda: process.printed(f"step {step}/"))
@@ -124,10 +136,11 @@ def after_progress_line(step):
 
 
 def while_a_checkpoint_is_written(process, checkpoints):
-    # The second checkpoint of the process: its first save waits until the partial ones are deleted.
+    # The process's second checkpoint: Orbax deletes the partial ones a previous kill left in the
+    # background, and waits for that only in the first save; this name is new for sure.
     if not process.wait_for(lambda: process.start_step() is not None):
         return False
-    step = (process.start_step() // INTERVAL + 2) * INTERVAL
+    step = min((process.start_step() // INTERVAL + 2) * INTERVAL, STEPS)
     return process.wait_for(lambda: any(name.startswith(f"{step}.") for name in checkpoint_dirs(checkpoints)[1]))
 
 
@@ -165,13 +178,11 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint_exact
                f"checkpoint {newest_complete}, steps lost {process.reached_step() - newest_complete}, "
                f"partial checkpoint left {partial or 'none'}")
 
-    config = make_tiny_config(data_dir)
-    config.steps, config.log_every, config.checkpoint_every, config.sample_every = STEPS, 1, INTERVAL, 1000
-    assert tree_equal(train.train_and_evaluate(config, str(workdir)), uninterrupted)
+    assert tree_equal(train.train_and_evaluate(fault_config(data_dir), str(workdir)), uninterrupted[1])
     assert f"Resumed {workdir} from step {newest_complete}." in capsys.readouterr().out
     with open(workdir / "metrics.jsonl") as f:
         assert [json.loads(line)["step"] for line in f] == list(range(1, STEPS + 1))  # each step once, whole lines
-    assert sorted(os.listdir(checkpoints)) == ["40", "50", "60"]
+    assert sorted(os.listdir(checkpoints)) == ["30", "40", "50", "60"]
 
 
 # Damage done to a checkpoint directory, as a disk or a careless copy does it.
@@ -211,56 +222,53 @@ def checkpoint_warnings(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("Warning: the checkpoint")]
 
 
-def test_damaged_checkpoints_are_named_and_skipped_never_used(tiny_config, tmp_path, capsys, report):
-    tiny_config.steps, tiny_config.keep_checkpoints, tiny_config.sample_every = 8, 4, 1000
-    original = tmp_path / "original"
-    final_state = train.train_and_evaluate(tiny_config, str(original))
+def test_damaged_checkpoints_are_named_and_skipped_never_used(uninterrupted, data_dir, tmp_path, capsys, report):
+    original, final_state = uninterrupted
     workdir = tmp_path / "run"
     shutil.copytree(original, workdir)
-    flip_array_bytes(workdir / "checkpoints" / "8")  # read back without complaint by TensorStore
-    flip_meta_json_bytes(workdir / "checkpoints" / "6")
+    flip_array_bytes(workdir / "checkpoints" / "60")  # read back without complaint by TensorStore
+    flip_meta_json_bytes(workdir / "checkpoints" / "50")
     shutil.copytree(workdir, tmp_path / "two_damaged")
     capsys.readouterr()
 
-    gan = trained.load(str(workdir))
-    assert gan.step == 4
-    eight, six = checkpoint_warnings(capsys.readouterr().err)
-    assert eight == (f"Warning: the checkpoint at step 8 in {workdir} is unreadable (its arrays differ from the ones "
-                     f"saved: sha256 fingerprint mismatch); sampling from step 4.")
-    assert six.startswith(f"Warning: the checkpoint at step 6 in {workdir} is unreadable (its metadata: ")
-    assert six.endswith("; sampling from step 4.")
-    with pytest.raises(UserError, match=f"the checkpoint at step 8 in {workdir} is unreadable .* pick another --step"):
-        trained.load(str(workdir), step=8)
-    truncate_array_file(workdir / "checkpoints" / "4")
-    remove_state_metadata(workdir / "checkpoints" / "2")
-    with pytest.raises(UserError, match=f"no checkpoint in {workdir} is readable \\(step 8: .*; step 6: .*; "
-                                        f"step 4: .*; step 2: .*\\); move {workdir}/checkpoints away"):
+    assert trained.load(str(workdir)).step == 40
+    sixty, fifty = checkpoint_warnings(capsys.readouterr().err)
+    assert sixty == (f"Warning: the checkpoint at step 60 in {workdir} is unreadable (its arrays differ from the ones "
+                     f"saved: sha256 fingerprint mismatch); sampling from step 40.")
+    assert fifty.startswith(f"Warning: the checkpoint at step 50 in {workdir} is unreadable (its metadata: ")
+    assert fifty.endswith("; sampling from step 40.")
+    with pytest.raises(UserError, match=f"the checkpoint at step 60 in {workdir} is unreadable .* pick another --step"):
+        trained.load(str(workdir), step=60)
+    truncate_array_file(workdir / "checkpoints" / "40")
+    remove_state_metadata(workdir / "checkpoints" / "30")
+    with pytest.raises(UserError, match=f"no checkpoint in {workdir} is readable \\(step 60: .*; step 50: .*; "
+                                        f"step 40: .*; step 30: .*\\); move {workdir}/checkpoints away"):
         trained.load(str(workdir))
     report("bytes flipped in array data, bytes flipped in JSON metadata, array data cut in half, metadata file "
            "removed (one checkpoint each): each named, never used")
 
     workdir = tmp_path / "two_damaged"
-    resumed = train.train_and_evaluate(tiny_config, str(workdir))
+    resumed = train.train_and_evaluate(fault_config(data_dir), str(workdir))
     output = capsys.readouterr()
     assert [line.split(" is unreadable")[0] for line in checkpoint_warnings(output.err)] == [
-        f"Warning: the checkpoint at step {step} in {workdir}" for step in (8, 6)]
-    assert f"Resumed {workdir} from step 4." in output.out
+        f"Warning: the checkpoint at step {step} in {workdir}" for step in (60, 50)]
+    assert f"Resumed {workdir} from step 40." in output.out
     assert tree_equal(resumed, final_state)
-    assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6", "8"]
-    assert sorted(os.listdir(workdir / "unreadable_checkpoints")) == ["6", "8"]
-    report("the two newest checkpoints damaged: both named, training resumed from step 4 (steps lost 4, "
-           "checkpoints lost 0 of the 2 readable), final state bitwise equal")
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["30", "40", "50", "60"]
+    assert sorted(os.listdir(workdir / "unreadable_checkpoints")) == ["50", "60"]
+    report(f"the two newest checkpoints damaged: both named, training resumed from step 40 (steps lost 20, "
+           f"interval {INTERVAL}), final state bitwise equal")
 
-    flip_array_bytes(workdir / "checkpoints" / "8")
+    flip_array_bytes(workdir / "checkpoints" / "60")
     out = tmp_path / "x.npy"
     process = subprocess.run([sys.executable, "sample.py", "--workdir", str(workdir), "--num", "4", "--out", str(out)],
                              cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
                              timeout=300)
     assert process.returncode == 0 and "Traceback" not in process.stderr, process.stderr
-    assert error_line(process).startswith(f"Warning: the checkpoint at step 8 in {workdir} is unreadable (its arrays "
-                                          f"differ from the ones saved")
-    assert "from step 6 of" in process.stdout and np.load(out).shape == (4, 28, 28, 1)
-    report("sample.py on bytes flipped in the newest checkpoint: named in a warning, sampled from step 6")
+    assert error_line(process).startswith(f"Warning: the checkpoint at step 60 in {workdir} is unreadable (its "
+                                          f"arrays differ from the ones saved")
+    assert "from step 50 of" in process.stdout and np.load(out).shape == (4, 28, 28, 1)
+    report("sample.py on bytes flipped in the newest checkpoint: named in a warning, sampled from step 50")
 
 
 def fill(path) -> None:
@@ -321,10 +329,8 @@ def test_full_then_read_only_disk_keeps_every_checkpoint_and_the_same_command_co
 
     remount(small_disk, "ro")
     everything = files_digest(workdir)
-    config = make_tiny_config(data_dir)
-    config.steps, config.checkpoint_every = STEPS, INTERVAL
     with pytest.raises(UserError, match=f"--workdir {workdir} is not writable; pick a writable directory"):
-        train.train_and_evaluate(config, str(workdir))
+        train.train_and_evaluate(fault_config(data_dir), str(workdir))
     assert files_digest(workdir) == everything
     report("read-only disk at start: clear error, workdir unchanged")
 
@@ -333,7 +339,7 @@ def test_full_then_read_only_disk_keeps_every_checkpoint_and_the_same_command_co
     process = TrainingProcess(workdir, command)
     assert process.finish() == 0, "".join(process.stderr)
     assert process.printed(f"Resumed {workdir} from step {kept}.")
-    assert tree_equal(trained.load(str(workdir)).state, uninterrupted)
+    assert tree_equal(trained.load(str(workdir)).state, uninterrupted[1])
     report(f"space back: the same command resumed from step {kept} and ended bitwise equal")
 
 
@@ -344,7 +350,8 @@ FLOAT_KEYS = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "optim.ema_dec
 TEXT_KEYS = ("loss.name", "optim.nonfinite")
 HOSTILE_NUMBERS = st.one_of(
     st.integers(-3, 3), st.sampled_from([2 ** 31 - 1, 2 ** 31, 2 ** 63, -2 ** 63, 10 ** 30]), st.integers(),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.999999, 1 - 1e-12, 1.0, 1e-45, -0.0, 3.5e38, 1e300]))
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.999999, 1 - 1e-12, 1.0, 1e-45, -0.0, 3.5e38, 1e300]))
 HOSTILE_TEXT = st.one_of(st.sampled_from(["nan", "-nan", "inf", "-inf", "1e400", "", "1.5", "0x10", "1_000", "True",
                                           "None", "[1]", "skip", "hinge", "\u221e"]), st.text(max_size=6))
 HOSTILE_VALUES = st.one_of(HOSTILE_NUMBERS.map(str), HOSTILE_TEXT)
@@ -385,26 +392,31 @@ def test_hostile_config_values_end_in_one_clear_line_or_a_usable_config(key, val
         config, _ = TRAIN_SCRIPT.parse_flags(argv, flags.FlagValues())
     except SystemExit as e:
         message = str(e.code)
-        assert message.startswith("train.py: error: ") and "\n" not in message and key in message, message
+        assert message.startswith("train.py: error: flag --config.") and "\n" not in message and key in message, message
+        event("refused by the flag parser")
         return
     try:
         train.validate(config)
     except UserError as e:
         assert "\n" not in str(e) and f"--config.{key}" in str(e), str(e)
+        event("refused by validate")
         return
     assert_usable(config)
+    event("accepted and usable")
 
 
-@pytest.fixture(scope="module")
-def finished_run(data_dir, tmp_path_factory):
-    """A workdir holding a finished 4-step tiny run."""
-    workdir = tmp_path_factory.mktemp("finished") / "run"
-    train.train_and_evaluate(make_tiny_config(data_dir), str(workdir))
-    return workdir
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(name=st.one_of(st.sampled_from(["-1", "3", "nan", "", "a/b/c", "mnist:9.9.9", "mnist/no_config", "../x", "\x00"]),
+                      st.text(max_size=12)))  # too short for the jaxgan_* names, which would be built
+def test_hostile_dataset_names_end_in_one_clear_line(name, tmp_path_factory):
+    with pytest.raises(UserError) as error:
+        data.load_dataset(name, "train", "label", str(tmp_path_factory.getbasetemp() / "no_datasets"))
+    assert "\n" not in str(error.value) and repr(name) in str(error.value)
 
 
-# Values no key accepts, and values some keys accept: none is expensive where it is accepted.
-CLI_HOSTILE_VALUES = st.sampled_from(["nan", "-1", "0", "1e400", str(10 ** 30), "", "abc"])
+# Values that parse as numbers, so that most runs get past the flags to the checks of the values (flags
+# that do not parse are the in-process test's daily fare); none is expensive where a key accepts it.
+CLI_HOSTILE_VALUES = st.sampled_from(["nan", "-1", "0", "1e400", str(10 ** 30)])
 
 
 @settings(max_examples=3, deadline=None, derandomize=True, database=None,
@@ -412,9 +424,10 @@ CLI_HOSTILE_VALUES = st.sampled_from(["nan", "-1", "0", "1e400", str(10 ** 30), 
 @given(key=st.sampled_from(INTEGER_KEYS + FLOAT_KEYS + TEXT_KEYS + ("data.image_size", "data.patches",
                                                                        "data.workers", "data.crop")),
        value=CLI_HOSTILE_VALUES)
-def test_hostile_overrides_of_train_py_change_nothing_in_the_workdir(key, value, finished_run, data_dir, report):
+def test_hostile_overrides_of_train_py_change_nothing_in_the_workdir(key, value, uninterrupted, data_dir, report):
+    finished_run = uninterrupted[0]
     before = files_digest(finished_run)
-    process = TrainingProcess(finished_run, [*tiny_flags(data_dir), f"--config.{key}={value}"])
+    process = TrainingProcess(finished_run, [*fault_flags(data_dir), f"--config.{key}={value}"])
     returncode = process.finish()
     stdout, stderr = "".join(process.stdout), "".join(process.stderr)
     assert "Traceback" not in stderr, stderr
