@@ -383,6 +383,7 @@ def assert_usable(config) -> None:
     assert 0 <= config.optim.ema_decay <= 1 and config.optim.nonfinite in ("skip", "stop")
 
 
+@pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # config_flags loading the config file
 @settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(INTEGER_KEYS + FLOAT_KEYS + TEXT_KEYS), value=HOSTILE_VALUES)
