@@ -71,9 +71,12 @@ def save(manager: ocp.CheckpointManager, state: Any, config: ml_collections.Conf
 def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     """The JSON metadata saved with the checkpoint at `step`; UnreadableCheckpoint if it cannot be read."""
     try:
-        return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # noqa: BLE001  (JSON, Unicode and OS errors of damaged or missing files)
         raise UnreadableCheckpoint(f"its metadata: {_first_line(e)}") from None
+    if not (isinstance(meta, dict) and {"config", "image_shape", "class_names"} <= meta.keys()):
+        raise UnreadableCheckpoint("its metadata lacks the config, image shape or class names")  # still JSON
+    return meta
 
 
 def restore(manager: ocp.CheckpointManager, step: int, meta: dict[str, Any], abstract_state: Any,
