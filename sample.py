@@ -290,12 +290,10 @@ def from_image_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    from absl import logging  # after argument parsing: importing JAX takes seconds
-
-    from jaxgan import trained
+    from jaxgan import checkpoint, trained  # after argument parsing: importing JAX takes seconds
     from jaxgan.errors import UserError
 
-    logging.set_verbosity(logging.ERROR)  # Orbax's notes on opening checkpoints read-only are not news here
+    checkpoint.leave_failures_to_exceptions()
     try:
         if args.from_image is not None:
             args = from_image_args(args)

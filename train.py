@@ -13,19 +13,24 @@ from absl import flags
 from ml_collections import config_flags
 
 
-def parse_flags(argv: list[str]) -> tuple:
-    """Defines and parses the flags; returns (config, config path, workdir) or exits with one line."""
+def parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> tuple:
+    """Defines the flags in `flag_values` and parses `argv`; returns (config, workdir) or exits with one line."""
     try:
         # config_flags applies --config.KEY=VALUE overrides while defining the flag, so this is inside the try.
         config_flag = config_flags.DEFINE_config_file("config", "configs/default.py", "Python config file.",
-                                                      lock_config=True)
-        workdir_flag = flags.DEFINE_string("workdir", None, "Directory of the run (default: runs/<config stem>).")
-        flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a run of several processes.")
-        flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
-        flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run, 0..num_processes-1.")
+                                                      flag_values=flag_values, lock_config=True, sys_argv=argv)
+        workdir_flag = flags.DEFINE_string("workdir", None, "Directory of the run (default: runs/<config stem>).",
+                                           flag_values=flag_values)
+        flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a run of several processes.",
+                            flag_values=flag_values)
+        flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.",
+                             flag_values=flag_values)
+        flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run, 0..num_processes-1.",
+                             flag_values=flag_values)
         flags.DEFINE_bool("distributed", False, "Join a multi-process run whose settings the cluster provides "
-                          "(Cloud TPU, SLURM, ...), detected by jax.distributed.initialize().")
-        positional = flags.FLAGS(argv)[1:]
+                          "(Cloud TPU, SLURM, ...), detected by jax.distributed.initialize().",
+                          flag_values=flag_values)
+        positional = flag_values(argv)[1:]
     except (flags.Error, KeyError, ValueError, AttributeError, TypeError, OSError) as e:
         message = " ".join(str(e).replace('"', "").split())
         unknown = [a for a in argv[1:] if a.startswith("--config.") and message.strip("'") in
@@ -37,7 +42,7 @@ def parse_flags(argv: list[str]) -> tuple:
     if positional:
         sys.exit(f"train.py: error: unexpected argument {positional[0]!r}; "
                  f"the flags are --config FILE, --workdir DIR and --config.KEY=VALUE")
-    config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+    config_path = config_flags.get_config_filename(flag_values["config"])
     if not os.path.isfile(config_path):
         sys.exit(f"train.py: error: no config file {config_path}; pass --config configs/NAME.py (see configs/)")
     try:
@@ -63,9 +68,11 @@ def start_processes() -> None:
 
 def main(argv: list[str]) -> None:
     config, workdir = parse_flags(argv)
-    from jaxgan.errors import UserError  # after flag parsing: importing JAX and TFDS takes seconds
+    from jaxgan import checkpoint  # after flag parsing: importing JAX and TFDS takes seconds
+    from jaxgan.errors import UserError
     from jaxgan.train import train_and_evaluate
 
+    checkpoint.leave_failures_to_exceptions()
     try:
         start_processes()
         train_and_evaluate(config, workdir)

@@ -62,11 +62,14 @@ class ImageDataset:
 
 def load_dataset(name: str, split: str, label_key: str | None, data_dir: str | None = None) -> ImageDataset:
     """Opens `split` of the TFDS dataset `name`, building jaxgan's local datasets on first use."""
+    advice = "set --config.data.name to a TFDS dataset (e.g. mnist) or a jaxgan one (jaxgan_digits, jaxgan_textures)"
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
-        raise UserError(f"unknown dataset '{name}': set --config.data.name to a TFDS dataset "
-                        f"(e.g. mnist) or a jaxgan one (jaxgan_digits, jaxgan_textures)") from None
+        raise UserError(f"unknown dataset {name!r}: {advice}") from None
+    except Exception as e:  # noqa: BLE001  (names TFDS cannot parse, "3"; versions it lacks, "mnist:9.9.9"; ...)
+        reason = " ".join(str(e).split())[:200]
+        raise UserError(f"cannot open dataset {name!r} ({reason}): {advice}") from None
     if name.startswith("jaxgan_") and not builder.is_prepared():
         builder.download_and_prepare(file_format="array_record")
     return _open_split(builder, name, split, label_key)

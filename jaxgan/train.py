@@ -5,8 +5,11 @@ Read top to bottom: `build_models` and `build_optimizers` turn a config into the
 and `train_and_evaluate` runs it with logging, sample grids and Orbax checkpoints in WORKDIR.
 """
 
+import errno
 import json
+import math
 import os
+import re
 import signal
 import threading
 import time
@@ -165,8 +168,10 @@ def make_step(config: ml_collections.ConfigDict, generator: models.Generator,
         updated = state.replace(g_params=g_params, g_batch_stats=g_batch_stats, d_params=d_params,
                                 d_batch_stats=d_batch_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
                                 ema_params=ema_params)
-        # A NaN or Inf anywhere in the losses or gradients: keep the old state, count the step as skipped.
-        checks = {"d_loss": d_loss, "g_loss": g_loss, "d_gradients": d_grads, "g_gradients": g_grads}
+        # A NaN or Inf anywhere in the losses, the gradients or the updated state (finite gradients can
+        # still overflow Adam's second moments or the parameters): keep the old state, count the step as skipped.
+        checks = {"d_loss": d_loss, "g_loss": g_loss, "d_gradients": d_grads, "g_gradients": g_grads,
+                  "updated_state": updated}
         finite = {name: jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
                   for name, tree in checks.items()}
         all_finite = jnp.all(jnp.array(list(finite.values())))
@@ -242,14 +247,36 @@ def prepare_workdir(workdir: str) -> None:
         raise UserError(f"--workdir {workdir} is not writable; pick a writable directory")
 
 
+# Largest int32: the step counter is int32 on the device, and sizes beyond it are mistakes, not plans.
+MAX_INT32 = 2 ** 31 - 1
+# Far beyond any GAN's channel count or latent size; larger values only overflow shape arithmetic.
+MAX_WIDTH = 2 ** 14
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks config values that would otherwise fail deep inside JAX."""
+    """Checks config values that would otherwise fail deep inside JAX, NumPy or Optax."""
     if config.loss.name not in losses.LOSSES:
         raise UserError(f"unknown loss '{config.loss.name}': set --config.loss.name to one of "
                         f"{', '.join(losses.LOSSES)}")
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
-        if config[key] <= 0:
-            raise UserError(f"--config.{key}={config[key]} must be a positive integer")
+        if not 0 < config[key] <= MAX_INT32:
+            raise UserError(f"--config.{key}={config[key]} must be a positive integer (at most {MAX_INT32})")
+    for key in ("latent_dim", "g_width", "d_width"):
+        if not 0 < config.model[key] <= MAX_WIDTH:
+            raise UserError(f"--config.model.{key}={config.model[key]} must be an integer from 1 to {MAX_WIDTH}")
+    if not 0 <= config.seed < 2 ** 63:
+        raise UserError(f"--config.seed={config.seed} must be an integer from 0 to 2**63 - 1")
+    # Checked as the float32 the step computes with, in comparisons that NaN fails.
+    for key in ("g_lr", "d_lr"):
+        if not 0 <= _as_float32(config.optim[key]) < np.inf:
+            raise UserError(f"--config.optim.{key}={config.optim[key]} must be a number from 0 to the float32 "
+                            f"maximum 3.4e38 (e.g. 2e-4)")
+    for key in ("b1", "b2"):
+        if not 0 <= _as_float32(config.optim[key]) < 1:  # 1 - 1e-9 rounds to 1: Adam would divide by 0
+            raise UserError(f"--config.optim.{key}={config.optim[key]} must be in [0, 1) as a float32 "
+                            f"(Adam's decay rates, e.g. 0.999)")
+    if not 0 <= config.optim.ema_decay <= 1:
+        raise UserError(f"--config.optim.ema_decay={config.optim.ema_decay} must be in [0, 1] (e.g. 0.999)")
     if config.optim.nonfinite not in ("skip", "stop"):
         raise UserError(f"--config.optim.nonfinite={config.optim.nonfinite!r} must be 'skip' or 'stop'")
     if config.eval_every != 0:
@@ -258,6 +285,50 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.batch_size % jax.device_count():
         raise UserError(f"--config.batch_size={config.batch_size} is not divisible by the "
                         f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
+
+
+def _as_float32(value: float) -> np.float32:
+    """`value` as the float32 the step computes with: infinite when it overflows, NaN stays NaN."""
+    with np.errstate(over="ignore"):
+        return np.float32(value)
+
+
+def device_memory_bytes() -> int:
+    """Memory of one local device: the accelerator's limit, or on CPUs the host's RAM shared by its devices."""
+    stats = jax.local_devices()[0].memory_stats()
+    if stats and "bytes_limit" in stats:
+        return stats["bytes_limit"]
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // jax.local_device_count()
+
+
+def compile_step(config: ml_collections.ConfigDict, generator: models.Generator, discriminator: models.Discriminator,
+                 mesh: jax.sharding.Mesh, abstract_state: TrainState, image_shape: tuple[int, int, int]):
+    """The step compiled for `abstract_state` and batches of `image_shape`, before any array exists.
+
+    Refuses, with a clear error, a step that does not fit in one device's memory, so that a huge batch
+    or model stops here instead of failing while allocating: first by the size of the state and the
+    batch alone (XLA itself crashes compiling shapes of trillions of elements), then by XLA's count
+    of every buffer of the compiled step, temporaries included.
+    """
+    batch = {"image": jax.ShapeDtypeStruct((config.batch_size, *image_shape), jnp.float32),
+             "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
+    inputs_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract_state))
+    inputs_bytes += sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(batch)) // jax.device_count()
+    _refuse_if_over_memory(inputs_bytes, config)
+    compiled = jit_step(make_step(config, generator, discriminator), mesh).lower(abstract_state, batch).compile()
+    memory = compiled.memory_analysis()
+    _refuse_if_over_memory(memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
+                           + memory.temp_size_in_bytes, config)
+    return compiled
+
+
+def _refuse_if_over_memory(needed_bytes: int, config: ml_collections.ConfigDict) -> None:
+    available = device_memory_bytes()
+    if needed_bytes > available:
+        raise UserError(f"one train step needs {needed_bytes / 2 ** 30:.1f} GiB on each device (a batch of "
+                        f"{config.batch_size // jax.device_count()} per device) but a {jax.devices()[0].platform} "
+                        f"device has {available / 2 ** 30:.1f} GiB; lower --config.batch_size or "
+                        f"--config.model.g_width / d_width / latent_dim")
 
 
 class MetricsLog:
@@ -269,13 +340,21 @@ class MetricsLog:
         if self.enabled and os.path.exists(self.path):
             # Lines after the restored checkpoint belong to steps that are about to be redone.
             with open(self.path) as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+                kept = [line for line in f if _logged_step(line) <= resume_step]
             sampling.write_atomically(self.path, lambda f: f.write("".join(kept).encode()))
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+
+
+def _logged_step(line: str) -> float:
+    """The step of one metrics.jsonl line; infinity for a line cut short (a killed process, a full disk)."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
 
 
 def format_duration(seconds: float) -> str:
@@ -301,38 +380,100 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if os.path.exists(saved_config_path):
         with open(saved_config_path) as f:
             allowed_changes = check_resumable(config, json.load(f), workdir)
+    mesh = make_mesh()
+    abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, image_shape))
+    compile_start = time.perf_counter()
+    # Before anything is written: a step too big for the memory leaves no trace in the workdir.
+    step_fn = compile_step(config, generator, discriminator, mesh, abstract_state, image_shape)
+    compile_seconds = time.perf_counter() - compile_start
     prepare_workdir(workdir)
     is_main = jax.process_index() == 0
     if allowed_changes and is_main:
         print(f"Config changes since the last run of {workdir}: {', '.join(allowed_changes)}.", flush=True)
 
-    mesh = make_mesh()
-    replicated = NamedSharding(mesh, PartitionSpec())
-    abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, image_shape))
     manager = checkpoint.open_manager(workdir, config.keep_checkpoints)
     try:
-        if manager.latest_step() is not None:
-            state = checkpoint.restore(manager, manager.latest_step(), abstract_state, replicated, workdir)
-            if is_main:
-                print(f"Resumed {workdir} from step {int(state.step)}.", flush=True)
+        try:
+            return _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh, manager,
+                                     abstract_state, step_fn, compile_seconds)
+        finally:
+            manager.close()  # waits for the checkpoint being written, also after an error (a non-finite stop)
+    except Exception as error:
+        reason = _write_failure(error)
+        if reason is None:
+            raise
+        manager.reload()  # the steps whose directories are complete on disk
+        kept = manager.latest_step()
+        if kept is None:
+            outcome = "no checkpoint was written yet; free some space or make it writable, then run the same command"
         else:
-            state = jax.jit(lambda: init_state(config, generator, discriminator, image_shape),
-                            out_shardings=replicated)()
-        start = int(state.step)
-        if start >= config.steps and is_main:
+            outcome = (f"its checkpoints up to step {kept} are intact; free some space or make it writable, then "
+                       f"run the same command to continue from step {kept}")
+        raise UserError(f"cannot write in {workdir} ({reason}); {outcome}") from None
+
+
+# Errors of writes that a full disk, a quota or a read-only or locked-down directory cause.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _write_failure(error: BaseException) -> str | None:
+    """The OS's words for a failed write behind `error` ("No space left on device"), else None.
+
+    Python's own writes raise OSError; Orbax's go through TensorStore, whose errors are ValueErrors
+    carrying "[os_error_code='28']", possibly as the cause of another exception.
+    """
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+            return os.strerror(error.errno)
+        code = re.search(r"os_error_code='?(\d+)", str(error))
+        if code and int(code.group(1)) in WRITE_ERRNOS:
+            return os.strerror(int(code.group(1)))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh, manager, abstract_state,
+                      step_fn, compile_seconds):
+    """Restores the newest readable checkpoint or starts afresh, then trains with `step_fn`; returns the last state."""
+    is_main = jax.process_index() == 0
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def restore_step(step):
+        meta = checkpoint.restore_meta(manager, step)
+        check_resumable(config, meta["config"], workdir)  # checkpoints copied without their config.json
+        return checkpoint.restore(manager, step, meta, abstract_state, replicated)
+
+    state = None
+    if manager.all_steps():
+        state, unreadable = checkpoint.restore_newest_readable(manager, workdir, restore_step, "resuming from")
+        if unreadable:
+            moved_to = checkpoint.set_aside(manager, workdir, unreadable)
+            if is_main:
+                print(f"Moved the unreadable checkpoint(s) of step(s) {', '.join(map(str, unreadable))} "
+                      f"to {moved_to}.", flush=True)
+        if is_main:
+            print(f"Resumed {workdir} from step {int(state.step)}.", flush=True)
+    start = 0 if state is None else int(state.step)
+    if start >= config.steps:
+        if is_main:
             print(f"{workdir} is already trained to step {start} of {config.steps}; nothing to do "
                   f"(raise --config.steps to train further, or pass another --workdir).", flush=True)
-        if start >= config.steps:
-            return state
-        if is_main:
-            sampling.write_atomically(saved_config_path, lambda f: f.write(config.to_json(indent=2).encode()))
-        return _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manager, state, start)
-    finally:
-        manager.wait_until_finished()
-        manager.close()
+        return state
+
+    if is_main:
+        print(f"Compiled the train step in {compile_seconds:.1f} s; "
+              f"training {workdir} from step {start} to {config.steps} "
+              f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
+    if state is None:
+        state = jax.jit(lambda: init_state(config, generator, discriminator, pipeline.image_shape),
+                        out_shardings=replicated)()
+    if is_main:
+        sampling.write_atomically(os.path.join(workdir, "config.json"),
+                                  lambda f: f.write(config.to_json(indent=2).encode()))
+    return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start)
 
 
-def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manager, state, start):
+def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start):
     """Steps from `start` to `config.steps`, logging, sampling and checkpointing; returns the last state."""
     is_main = jax.process_index() == 0
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
@@ -345,13 +486,6 @@ def _train_loop(config, workdir, pipeline, generator, discriminator, mesh, manag
     generate = make_generate(generator)
     batches = (data.to_global(b, batch_sharding) for b in pipeline.batches(start, config.steps))
     batch = next(batches)
-
-    compile_start = time.perf_counter()
-    step_fn = jit_step(make_step(config, generator, discriminator), mesh).lower(state, batch).compile()
-    if is_main:
-        print(f"Compiled the train step in {time.perf_counter() - compile_start:.1f} s; "
-              f"training {workdir} from step {start} to {config.steps} "
-              f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
 
     window_start, window_sums, window_steps = time.perf_counter(), None, 0
     with StopRequest() as stop:

@@ -8,6 +8,7 @@ blends for style morphs) for the same reason: one program for every kind of pict
 """
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,7 +128,11 @@ def _pad(rows: np.ndarray) -> np.ndarray:
 
 
 def load(workdir: str, step: int | None = None) -> TrainedGAN:
-    """Restores the checkpoint at `step` (default: the latest) of the run in `workdir`."""
+    """Restores the checkpoint at `step` (default: the newest readable one) of the run in `workdir`.
+
+    Without `step`, an unreadable newer checkpoint is named in a warning and an older one is used;
+    an unreadable checkpoint asked for by `step` is a clear error.
+    """
     try:
         manager = checkpoint.open_manager(workdir, read_only=True)
     except (FileNotFoundError, ValueError):
@@ -136,17 +141,33 @@ def load(workdir: str, step: int | None = None) -> TrainedGAN:
     if not steps:
         raise UserError(f"no checkpoint in {workdir}/checkpoints; train it first with "
                         f"`python train.py --workdir {workdir}`")
-    if step is None:
-        step = max(steps)
-    elif step not in steps:
+    if step is not None and step not in steps:
         raise UserError(f"no checkpoint at step {step} in {workdir}; it has steps {sorted(steps)}")
-    meta = checkpoint.restore_meta(manager, step)
-    config = ml_collections.ConfigDict(meta["config"])
-    image_shape = tuple(meta["image_shape"])
-    generator, discriminator = train.build_models(config, image_shape, len(meta["class_names"]))
-    abstract_state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, image_shape))
+
     replicated = NamedSharding(train.make_mesh(), PartitionSpec())
-    state = checkpoint.restore(manager, step, abstract_state, replicated, workdir)
-    manager.close()
-    return TrainedGAN(workdir, config, step, tuple(meta["class_names"]), image_shape, state,
-                      train.make_generate(generator))
+    models_of = {}  # the checkpoints of a run share their models: build them (seconds) once
+
+    def restore_step(restored_step):
+        meta = checkpoint.restore_meta(manager, restored_step)
+        key = json.dumps([meta["config"], meta["image_shape"], meta["class_names"]], sort_keys=True)
+        if key not in models_of:
+            config = ml_collections.ConfigDict(meta["config"])
+            image_shape = tuple(meta["image_shape"])
+            generator, discriminator = train.build_models(config, image_shape, len(meta["class_names"]))
+            models_of[key] = config, generator, jax.eval_shape(
+                lambda: train.init_state(config, generator, discriminator, image_shape))
+        config, generator, abstract_state = models_of[key]
+        state = checkpoint.restore(manager, restored_step, meta, abstract_state, replicated)
+        return TrainedGAN(workdir, config, restored_step, tuple(meta["class_names"]), tuple(meta["image_shape"]),
+                          state, train.make_generate(generator))
+
+    try:
+        if step is None:
+            return checkpoint.restore_newest_readable(manager, workdir, restore_step, "sampling from")[0]
+        try:
+            return restore_step(step)
+        except checkpoint.UnreadableCheckpoint as e:
+            raise UserError(f"the checkpoint at step {step} in {workdir} is unreadable ({e}); pick another "
+                            f"--step of {sorted(steps)}, or leave it out for the newest readable one") from None
+    finally:
+        manager.close()

@@ -177,7 +177,7 @@ def test_checkpoint_of_another_model_without_config_json_is_refused(tiny_config,
     before = files_digest(workdir)
     tiny_config.model.d_width = 16
     tiny_config.steps = 8
-    with pytest.raises(UserError, match="does not fit this model"):
+    with pytest.raises(UserError, match=r"holds a run with another config \(model.d_width: 8 -> 16\)"):
         train.train_and_evaluate(tiny_config, str(workdir))
     assert files_digest(workdir) == before
 
