@@ -10,9 +10,12 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from jaxgan import sampling, trained
+from jaxgan.errors import UserError
 
 from conftest import ROOT, run_script
 from test_cli import error_line
@@ -193,3 +196,48 @@ def pixels_of_url(browser, url: str, tmp_path) -> np.ndarray:
     path = tmp_path / "fetched.png"
     path.write_bytes(base64.b64decode(data))
     return pixels(str(path))
+
+
+SAMPLE_FLAGS = ("--num", "--seed", "--seeds", "--labels", "--truncation", "--upscale", "--frames", "--strength",
+                "--variations", "--interpolate", "--interpolate-labels", "--fps", "--step")
+HOSTILE_SAMPLE_VALUES = st.one_of(
+    st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1", "2", "0.5", "1e400", str(2 ** 32), str(10 ** 30), "",
+                     "3-1", "0-3", "1,2", "7,x", "²", "٣", "ink", "0x10", "1_0", " 4", "9,9,9"]),
+    st.integers(-2 ** 40, 2 ** 40).map(str), st.floats().map(str), st.text(max_size=5))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # imageio's fork warning is not at stake here
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flags=st.lists(st.tuples(st.sampled_from(SAMPLE_FLAGS), HOSTILE_SAMPLE_VALUES), min_size=1, max_size=3))
+def test_hostile_sample_arguments_give_a_clear_error_or_pictures(trained_workdir, flags, tmp_path_factory):
+    """In process, as sample.py's main runs them: argparse errors (exit 2) or UserError, else valid pictures."""
+    import sample
+
+    out = str(tmp_path_factory.mktemp("hostile"))
+    argv = ["--workdir", trained_workdir, *[item for pair in flags for item in pair]]
+    try:
+        args = sample.parse_args(argv + ["--out", os.path.join(out, "x.npy")])
+    except SystemExit as e:
+        assert e.code == 2
+        event("refused by the argument checks")
+        return
+    try:
+        images, _ = sample.make_images(args, explorer_gan(trained_workdir, args.step))
+    except UserError as e:
+        assert str(e) and "\n" not in str(e)
+        event("refused with the run at hand")
+        return
+    event("pictures")
+    assert images.ndim == 4 and images.shape[1:] == (28, 28, 1) and np.all(np.abs(images) <= 1)
+    assert os.listdir(out) == []  # nothing is written before the pictures exist
+
+
+_loaded = {}
+
+
+def explorer_gan(workdir: str, step):
+    """trained.load, once per (workdir, step) for the property test (loading compiles)."""
+    if (workdir, step) not in _loaded:
+        _loaded[workdir, step] = trained.load(workdir, step)
+    return _loaded[workdir, step]
