@@ -42,10 +42,10 @@ def _query_value(query: dict[str, list[str]], name: str, default: str | None = N
     return values[0]
 
 
-def _seed(query: dict[str, list[str]], name: str) -> int:
-    text = _query_value(query, name)
-    if not text.isascii() or not text.isdigit() or int(text) > sampling.MAX_SEED:
-        raise BadRequest(f"{name}={text!r} must be a whole number 0..{sampling.MAX_SEED}")
+def _whole_number(query: dict[str, list[str]], name: str, low: int, high: int, default: str | None = None) -> int:
+    text = _query_value(query, name, default)
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequest(f"{name}={text!r} must be a whole number {low}..{high}")
     return int(text)
 
 
@@ -85,7 +85,7 @@ class Explorer:
                 "image_shape": list(self.gan.image_shape)}
 
     def image_png(self, query: dict[str, list[str]]) -> bytes:
-        seed, psi = _seed(query, "seed"), _truncation(query)
+        seed, psi = _whole_number(query, "seed", 0, sampling.MAX_SEED), _truncation(query)
         label, name = self._style(query)
         with self.lock:
             image = self.gan.seed_images([seed], [] if label is None else [label], psi, self.use_ema)
@@ -94,14 +94,12 @@ class Explorer:
         return sampling.png_bytes(sampling.to_uint8(image)[0], text)
 
     def walk_gif(self, query: dict[str, list[str]]) -> bytes:
-        seeds, psi = [_seed(query, "from"), _seed(query, "to")], _truncation(query)
-        frames_text = _query_value(query, "frames", str(WALK_FRAMES))
-        if not frames_text.isascii() or not frames_text.isdigit() or not 2 <= int(frames_text) <= 240:
-            raise BadRequest(f"frames={frames_text!r} must be a whole number 2..240")
+        seeds = [_whole_number(query, end, 0, sampling.MAX_SEED) for end in ("from", "to")]
+        frames, psi = _whole_number(query, "frames", 2, 240, str(WALK_FRAMES)), _truncation(query)
         label, _ = self._style(query)
         with self.lock:
-            frames = self.gan.walk(seeds, label, int(frames_text), psi, self.use_ema)
-        return sampling.animation_bytes(sampling.to_uint8(frames), WALK_FPS, ".gif")
+            pictures = self.gan.walk(seeds, label, frames, psi, self.use_ema)
+        return sampling.animation_bytes(sampling.to_uint8(pictures), WALK_FPS, ".gif")
 
 
 def make_handler(explorer: Explorer) -> type[http.server.BaseHTTPRequestHandler]:
