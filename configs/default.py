@@ -18,8 +18,8 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
-    config.steps = 5000  # optimizer steps of G (one D step each)
-    config.batch_size = 64  # global, over all devices and processes
+    config.steps = 5000  # optimizer steps of G (optim.n_dis D steps each)
+    config.batch_size = 64  # global, over all devices and processes; per D update and per G update
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "jaxgan_digits"  # a TFDS dataset name; jaxgan_* ones are built locally
@@ -37,20 +37,33 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.prefetch = 2  # batches prepared ahead
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "dcgan"
+    config.model.name = "dcgan"  # or "sngan", "biggan", "stylegan2" (jaxgan.train.MODELS)
     config.model.latent_dim = 64
     config.model.g_width = 64  # channels before G's last upsampling; doubles per block inwards
     config.model.d_width = 64  # channels of D's first convolution; doubles per block
-    config.model.d_spectral_norm = True  # spectral normalisation of every D layer (Miyato et al. 2018)
+    config.model.d_spectral_norm = True  # dcgan: spectral normalisation of every D layer (Miyato et al. 2018)
+    config.model.attention_resolution = 0  # biggan: a self-attention block at this resolution (0 = none)
+    config.model.mapping_layers = 8  # stylegan2: layers of the mapping network
+
 
     config.loss = ml_collections.ConfigDict()
-    config.loss.name = "nonsaturating"  # or "hinge"
+    config.loss.name = "nonsaturating"  # or "hinge", "wasserstein", "least_squares"
+    config.loss.gp_weight = 0.0  # WGAN-GP gradient penalty weight (Gulrajani et al. 2017 use 10)
+    config.loss.r1_gamma = 0.0  # R1 penalty gamma on real images (Mescheder et al. 2018)
+    config.loss.r1_every = 16  # lazy R1: every k-th D update, weighted by k (Karras et al. 2020)
+
+    config.augment = ml_collections.ConfigDict()
+    config.augment.policy = ""  # DiffAugment ops applied to every image D sees: "color,translation,cutout"
+    config.augment.ada_target = 0.0  # > 0: each op applied with a strength p steered so E[sign D(real)] -> target (ADA: 0.6)
+    config.augment.ada_images = 500_000  # real images over which p may move by 1 (ADA's 500 kimg)
 
     config.optim = ml_collections.ConfigDict()
     config.optim.g_lr = 2e-4
     config.optim.d_lr = 2e-4
     config.optim.b1 = 0.5
     config.optim.b2 = 0.999
+    config.optim.n_dis = 1  # D updates per G update, each on its own batch of real images
+    config.optim.lr_decay = "constant"  # or "linear": both learning rates fall linearly to 0 at `steps`
     config.optim.ema_decay = 0.999  # EMA of G's parameters, warmed up as min(decay, (1+t)/(10+t))
     config.optim.nonfinite = "skip"  # a NaN/Inf loss or gradient: "skip" the update (counted), or "stop"
 

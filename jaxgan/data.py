@@ -239,9 +239,12 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, dataset: ImageDataset, config: ml_collections.ConfigDict, **kwargs) -> "Pipeline":
-        """The pipeline of a run's config (`seed`, `batch_size`, `data.*`)."""
+        """The pipeline of a run's config (`seed`, `batch_size`, `optim.n_dis`, `data.*`).
+
+        One batch feeds one train step: `batch_size` real images for each of its `optim.n_dis` D updates.
+        """
         d = config.data
-        return cls(dataset, config.seed, config.batch_size, image_size=d.image_size, crop=d.crop,
+        return cls(dataset, config.seed, config.batch_size * config.optim.n_dis, image_size=d.image_size, crop=d.crop,
                    random_flip=d.random_flip, patches=d.patches, cache_mb=d.cache_mb, workers=d.workers,
                    prefetch=d.prefetch, **kwargs)
 

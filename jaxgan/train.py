@@ -17,15 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 from jax.experimental import multihost_utils
+from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxgan import checkpoint, data, losses, models, sampling
+from jaxgan import augment, checkpoint, data, losses, models, resnet, sampling, stylegan2
 from jaxgan.errors import UserError
 
 # Config keys that may change when a run is resumed: they do not alter the computation.
@@ -49,31 +51,62 @@ class TrainState:
     g_opt_state: Any
     d_opt_state: Any
     ema_params: Any  # exponential moving average of g_params, what sample grids and sample.py use
+    augment_p: jax.Array  # float32 [] in [0, 1], the augmentation strength (ADA's p; 1 for plain DiffAugment)
+
+
+# config.model.name -> (generator class, discriminator class), all with the interface of models.py:
+# G(z, labels, train) -> images, D(images, labels, update_stats) -> logits.
+MODELS = {
+    "dcgan": (models.Generator, models.Discriminator),
+    "sngan": (resnet.SNGANGenerator, resnet.SNGANDiscriminator),
+    "biggan": (resnet.BigGANGenerator, resnet.BigGANDiscriminator),
+    "stylegan2": (stylegan2.StyleGAN2Generator, stylegan2.StyleGAN2Discriminator),
+}
+# Generators that draw per-pixel noise from the "noise" rng stream while training.
+NOISE_INPUT_MODELS = ("stylegan2",)
 
 
 def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
-                 num_classes: int) -> tuple[models.Generator, models.Discriminator]:
+                 num_classes: int) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator for `config.model` and a dataset of `image_shape` images."""
-    if config.model.name != "dcgan":
-        raise UserError(f"unknown model '{config.model.name}': set --config.model.name=dcgan")
+    m = config.model
+    if m.name not in MODELS:
+        raise UserError(f"unknown model '{m.name}': set --config.model.name to one of {', '.join(MODELS)}")
     height, width, channels = image_shape
     if height != width:
-        raise UserError(f"images are {height}x{width}; jaxgan's DCGAN needs square images")
+        raise UserError(f"images are {height}x{width}; jaxgan's models need square images")
     try:
         models.num_upsamplings(height)
     except ValueError as e:
         raise UserError(f"{e}; pick a dataset or image size such as 28, 32 or 64") from None
-    generator = models.Generator(image_size=height, channels=channels, num_classes=num_classes,
-                                 width=config.model.g_width)
-    discriminator = models.Discriminator(num_classes=num_classes, width=config.model.d_width,
-                                         spectral_norm=config.model.d_spectral_norm)
+    generator_class, discriminator_class = MODELS[m.name]
+    g_options, d_options = {}, {}
+    if m.name == "dcgan":
+        d_options = {"spectral_norm": m.d_spectral_norm}
+    elif m.name == "biggan":
+        g_options = d_options = {"attention_resolution": m.attention_resolution}
+    elif m.name == "stylegan2":
+        g_options = {"mapping_layers": m.mapping_layers}
+    generator = generator_class(image_size=height, channels=channels, num_classes=num_classes, width=m.g_width,
+                                **g_options)
+    discriminator = discriminator_class(num_classes=num_classes, width=m.d_width, **d_options)
     return generator, discriminator
 
 
 def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
-    """Adam for G and for D, each with its own learning rate (TTUR when they differ)."""
+    """Adam for G and for D, each with its own learning rate (TTUR when they differ).
+
+    With `optim.lr_decay = "linear"` both rates fall linearly to 0 at `steps` (as Mimicry's SNGAN
+    recipe does); D's schedule counts its `n_dis` updates per step.
+    """
     o = config.optim
-    return (optax.adam(o.g_lr, b1=o.b1, b2=o.b2), optax.adam(o.d_lr, b1=o.b1, b2=o.b2))
+
+    def adam(learning_rate, updates_per_step):
+        if o.lr_decay == "linear":
+            learning_rate = optax.linear_schedule(learning_rate, 0.0, config.steps * updates_per_step)
+        return optax.adam(learning_rate, b1=o.b1, b2=o.b2)
+
+    return adam(o.g_lr, 1), adam(o.d_lr, o.n_dis)
 
 
 def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
@@ -95,12 +128,14 @@ def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_variables["params"],
-        g_batch_stats=g_variables["batch_stats"],
+        g_batch_stats=g_variables.get("batch_stats", {}),
         d_params=d_variables["params"],
         d_batch_stats=d_variables.get("batch_stats", {}),
         g_opt_state=g_tx.init(g_variables["params"]),
         d_opt_state=d_tx.init(d_variables["params"]),
         ema_params=jax.tree.map(jnp.copy, g_variables["params"]),  # own buffers: the step donates both
+        # ADA starts unaugmented and lets D's overfitting raise p; plain DiffAugment always augments.
+        augment_p=jnp.asarray(0.0 if config.augment.ada_target > 0 else 1.0, jnp.float32),
     )
 
 
@@ -110,50 +145,125 @@ def step_latents(config: ml_collections.ConfigDict, step: jax.Array | int, batch
     return jax.random.normal(jax.random.fold_in(step_root, step), (batch_size, config.model.latent_dim))
 
 
-def make_step(config: ml_collections.ConfigDict, generator: models.Generator,
-              discriminator: models.Discriminator) -> Callable:
+def augment_policy(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """`augment.policy` "color,translation" -> ("color", "translation"); () when empty."""
+    return tuple(op.strip() for op in config.augment.policy.split(",") if op.strip())
+
+
+# The random keys of one D update (the G update uses those of the last): indices into its row of keys.
+KEY_LATENT, KEY_NOISE, KEY_AUGMENT_REAL, KEY_AUGMENT_FAKE, KEY_PENALTY, KEY_AUGMENT_G = range(6)
+NUM_KEYS = 6
+
+
+def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module) -> Callable:
     """Returns the pure update `step(state, batch) -> (state, metrics)`.
 
-    batch: {"image": float32 [B, H, W, C] in [-1, 1], "label": int32 [B]}. One call does one
-    discriminator update, then one generator update against the updated discriminator, then the EMA
-    of G. The generator runs forward once: the fakes that train D are the ones whose gradient trains
-    G (through `jax.vjp`), as in the classic DCGAN loop, so G costs one forward and one backward pass.
+    batch: {"image": float32 [B * n_dis, H, W, C] in [-1, 1], "label": int32 [B * n_dis]}, B being
+    `batch_size` and n_dis `optim.n_dis`; row r feeds D update r % n_dis, so each device's rows stay
+    on that device. One call does n_dis discriminator updates, each on its own real images and new
+    fakes, then one generator update against the updated discriminator, then the EMA of G. The
+    fakes of the last D update are the ones whose gradient trains G (through `jax.vjp`), as in the
+    classic DCGAN loop, so that G forward pass is not repeated.
+
+    Every image D sees (real or fake, in its loss and its penalties) first goes through
+    `augment.diffaugment` with strength `state.augment_p` when `augment.policy` is set; with
+    `augment.ada_target > 0` that strength follows ADA's controller after each step.
     """
     d_loss_fn, g_loss_fn = losses.LOSSES[config.loss.name]
     g_tx, d_tx = build_optimizers(config)
     conditional = generator.num_classes > 0
+    n_dis = config.optim.n_dis
+    policy = augment_policy(config)
+    lazy_r1_weight = config.loss.r1_gamma / 2 * config.loss.r1_every
 
-    def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
-        real = batch["image"]
-        labels = batch["label"] if conditional else None
-        z = step_latents(config, state.step, real.shape[0])
+    def see(images, key, p):
+        """What D sees of `images`: augmented when a policy is set."""
+        return augment.diffaugment(images, key, policy, p) if policy else images
 
-        def generate(g_params):
-            fake, updates = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats},
-                                            z, labels, train=True, mutable=["batch_stats"])
-            return fake, updates["batch_stats"]
+    def generate(g_params, g_batch_stats, z, labels, noise_key):
+        # Only generators with noise inputs get the stream: passing unused rngs doubles XLA:CPU's compile time.
+        rngs = {"noise": noise_key} if config.model.name in NOISE_INPUT_MODELS else {}
+        fake, updates = generator.apply({"params": g_params, "batch_stats": g_batch_stats}, z, labels, train=True,
+                                        mutable=["batch_stats"], rngs=rngs)
+        return fake, updates.get("batch_stats", {})
 
-        fake, g_vjp, g_batch_stats = jax.vjp(generate, state.g_params, has_aux=True)
+    def d_update(d_state, real, fake, labels, keys, update_index, p):
+        """One D update on real and (fixed) fake images; `update_index` counts D updates since step 0."""
+        d_params, d_batch_stats, d_opt_state = d_state
+        real_key, fake_key, penalty_key = keys[KEY_AUGMENT_REAL], keys[KEY_AUGMENT_FAKE], keys[KEY_PENALTY]
+        real_seen, fake_seen = see(real, real_key, p), see(jax.lax.stop_gradient(fake), fake_key, p)
 
-        # Discriminator: real and (fixed) fake images in one batch; one power iteration per D step.
         def d_objective(d_params):
             both_labels = None if labels is None else jnp.concatenate([labels, labels])
+            # Real and fake in one call: one power iteration of spectral norm per D update.
             logits, updates = discriminator.apply(
-                {"params": d_params, "batch_stats": state.d_batch_stats},
-                jnp.concatenate([real, jax.lax.stop_gradient(fake)]), both_labels,
-                update_stats=True, mutable=["batch_stats"])
+                {"params": d_params, "batch_stats": d_batch_stats}, jnp.concatenate([real_seen, fake_seen]),
+                both_labels, update_stats=True, mutable=["batch_stats"])
+            new_batch_stats = updates.get("batch_stats", {})
             real_logits, fake_logits = jnp.split(logits, 2)
-            return d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, updates.get("batch_stats", {}))
 
-        (d_loss, (real_logits, fake_logits, d_batch_stats)), d_grads = jax.value_and_grad(
-            d_objective, has_aux=True)(state.d_params)
-        d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
-        d_params = optax.apply_updates(state.d_params, d_updates)
+            def discriminate(images):
+                return discriminator.apply({"params": d_params, "batch_stats": new_batch_stats}, images, labels)
+
+            penalties = {}
+            if config.loss.gp_weight:
+                penalties["gp"] = config.loss.gp_weight * losses.gradient_penalty(
+                    discriminate, real_seen, fake_seen, penalty_key)
+            if config.loss.r1_gamma:
+                penalties["r1"] = jax.lax.cond(update_index % config.loss.r1_every == 0,
+                                               lambda: lazy_r1_weight * losses.r1_penalty(discriminate, real_seen),
+                                               lambda: jnp.zeros((), jnp.float32))
+            loss = d_loss_fn(real_logits, fake_logits) + sum(penalties.values())
+            return loss, (real_logits, fake_logits, new_batch_stats, penalties)
+
+        (d_loss, (real_logits, fake_logits, d_batch_stats, penalties)), d_grads = jax.value_and_grad(
+            d_objective, has_aux=True)(d_params)
+        d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
+        d_params = optax.apply_updates(d_params, d_updates)
+        return (d_params, d_batch_stats, d_opt_state), (d_loss, real_logits, fake_logits, penalties, d_grads)
+
+    def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+        batch_size = batch["image"].shape[0] // n_dis
+        reals = batch["image"].reshape(batch_size, n_dis, *batch["image"].shape[1:])
+        all_labels = batch["label"].reshape(batch_size, n_dis)
+        # All of the step's keys in one threefry call (each call costs XLA:CPU about a second of compilation).
+        keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 2), state.step),
+                                (n_dis, NUM_KEYS))
+        p = state.augment_p
+        d_state = (state.d_params, state.d_batch_stats, state.d_opt_state)
+        g_batch_stats = state.g_batch_stats
+
+        # D updates 0 .. n_dis - 2, each against fakes of its own latents.
+        def early_d_update(carry, inputs):
+            d_state, g_batch_stats = carry
+            real, labels, index = inputs
+            labels = labels if conditional else None
+            z = jax.random.normal(keys[index, KEY_LATENT], (batch_size, config.model.latent_dim))
+            fake, g_batch_stats = generate(state.g_params, g_batch_stats, z, labels, keys[index, KEY_NOISE])
+            d_state, _ = d_update(d_state, real, fake, labels, keys[index], state.step * n_dis + index, p)
+            return (d_state, g_batch_stats), None
+
+        if n_dis > 1:
+            (d_state, g_batch_stats), _ = jax.lax.scan(
+                early_d_update, (d_state, g_batch_stats),
+                (jnp.moveaxis(reals[:, :-1], 1, 0), jnp.moveaxis(all_labels[:, :-1], 1, 0), jnp.arange(n_dis - 1)))
+
+        # The last D update and the G update share one G forward pass.
+        real = reals[:, -1]
+        labels = all_labels[:, -1] if conditional else None
+        last_keys = keys[n_dis - 1]
+        z = step_latents(config, state.step, batch_size)
+        fake, g_vjp, g_batch_stats = jax.vjp(
+            lambda g_params: generate(g_params, g_batch_stats, z, labels, last_keys[KEY_NOISE]), state.g_params,
+            has_aux=True)
+        d_state, (d_loss, real_logits, fake_logits, penalties, d_grads) = d_update(
+            d_state, real, fake, labels, last_keys, state.step * n_dis + n_dis - 1, p)
+        d_params, d_batch_stats, d_opt_state = d_state
 
         # Generator: gradient of its loss with respect to the fakes, pulled back through G.
         def g_objective(fake_images):
             return g_loss_fn(discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},
-                                                 fake_images, labels))
+                                                 see(fake_images, last_keys[KEY_AUGMENT_G], p), labels))
 
         g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
         (g_grads,) = g_vjp(fake_grad)
@@ -163,22 +273,31 @@ def make_step(config: ml_collections.ConfigDict, generator: models.Generator,
         # EMA with warm-up: early on the average follows G closely instead of remembering its init.
         t = state.step.astype(jnp.float32)
         decay = jnp.minimum(config.optim.ema_decay, (1.0 + t) / (10.0 + t))
-        ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
+        ema_params = jax.tree.map(lambda e, g: decay * e + (1.0 - decay) * g, state.ema_params, g_params)
+
+        if config.augment.ada_target > 0:
+            # ADA's overfitting heuristic r_t = E[sign D(real)] (Karras et al. 2020a), here after every step.
+            p = augment.ada_update(p, jnp.mean(jnp.sign(real_logits)), images_seen_per_update=batch_size * n_dis,
+                                   target=config.augment.ada_target, adjust_images=config.augment.ada_images)
 
         updated = state.replace(g_params=g_params, g_batch_stats=g_batch_stats, d_params=d_params,
                                 d_batch_stats=d_batch_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-                                ema_params=ema_params)
+                                ema_params=ema_params, augment_p=p)
         # A NaN or Inf anywhere in the losses, the gradients or the updated state (finite gradients can
         # still overflow Adam's second moments or the parameters): keep the old state, count the step as skipped.
         checks = {"d_loss": d_loss, "g_loss": g_loss, "d_gradients": d_grads, "g_gradients": g_grads,
                   "updated_state": updated}
-        finite = {name: jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-                  for name, tree in checks.items()}
+        # One check of each tree raveled into a vector: a check per leaf costs XLA:CPU a kernel per leaf,
+        # which made StyleGAN2's step (hundreds of leaves) compile six times slower.
+        finite = {name: jnp.all(jnp.isfinite(ravel_pytree(tree)[0])) for name, tree in checks.items()}
         all_finite = jnp.all(jnp.array(list(finite.values())))
         new_state = jax.tree.map(lambda new, old: jnp.where(all_finite, new, old), updated, state)
         new_state = new_state.replace(step=state.step + 1)  # the data and RNG of the next step, either way
         metrics = {"d_loss": d_loss, "g_loss": g_loss,
                    "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
+                   # The penalty terms as added to D's loss (lazy R1: 0 on the updates without it).
+                   **penalties,
+                   **({"augment_p": p} if policy else {}),
                    "skipped": 1.0 - all_finite.astype(jnp.float32),
                    **{f"nonfinite_{name}": 1.0 - ok.astype(jnp.float32) for name, ok in finite.items()}}
         return new_state, metrics
@@ -230,7 +349,10 @@ def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], wo
     new, old = flat_config(config), flat_config(saved)
     changed = sorted(k for k in set(new) | set(old) if new.get(k, "<absent>") != old.get(k, "<absent>"))
     describe = [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed]
-    refused = [d for k, d in zip(changed, describe) if k not in RESUMABLE_KEYS]
+    resumable = set(RESUMABLE_KEYS)
+    if config.optim.lr_decay != "constant":
+        resumable.remove("steps")  # the learning-rate schedule ends at `steps`
+    refused = [d for k, d in zip(changed, describe) if k not in resumable]
     if refused:
         raise UserError(f"{workdir} holds a run with another config ({', '.join(refused)}); "
                         f"pass the same config to resume it or use a new --workdir")
@@ -261,9 +383,33 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
         if not 0 < config[key] <= MAX_INT32:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer (at most {MAX_INT32})")
-    for key in ("latent_dim", "g_width", "d_width"):
+    for key in ("latent_dim", "g_width", "d_width", "mapping_layers"):
         if not 0 < config.model[key] <= MAX_WIDTH:
             raise UserError(f"--config.model.{key}={config.model[key]} must be an integer from 1 to {MAX_WIDTH}")
+    if not 0 <= config.model.attention_resolution <= MAX_WIDTH:
+        raise UserError(f"--config.model.attention_resolution={config.model.attention_resolution} must be 0 (none) "
+                        f"or a resolution of the model, e.g. 16")
+    if not 0 < config.optim.n_dis <= 100:
+        raise UserError(f"--config.optim.n_dis={config.optim.n_dis} must be an integer from 1 to 100 (SNGAN uses 5)")
+    if config.optim.lr_decay not in ("constant", "linear"):
+        raise UserError(f"--config.optim.lr_decay={config.optim.lr_decay!r} must be 'constant' or 'linear'")
+    for key in ("gp_weight", "r1_gamma"):
+        if not 0 <= _as_float32(config.loss[key]) < np.inf:
+            raise UserError(f"--config.loss.{key}={config.loss[key]} must be a finite number >= 0 (0 = off)")
+    if not 0 < config.loss.r1_every <= MAX_INT32:
+        raise UserError(f"--config.loss.r1_every={config.loss.r1_every} must be a positive integer (16: lazy R1)")
+    try:
+        augment.validate_policy(augment_policy(config))
+    except ValueError as e:
+        raise UserError(f"--config.augment.policy={config.augment.policy!r}: {e}, comma-separated") from None
+    if not 0 <= config.augment.ada_target < 1:
+        raise UserError(f"--config.augment.ada_target={config.augment.ada_target} must be in [0, 1) "
+                        f"(0 = fixed strength, ADA uses 0.6)")
+    if config.augment.ada_target and not augment_policy(config):
+        raise UserError("--config.augment.ada_target is set but --config.augment.policy is empty; "
+                        "name the ops to adapt, e.g. --config.augment.policy=color,translation,cutout")
+    if not 0 < config.augment.ada_images <= 2 ** 62:
+        raise UserError(f"--config.augment.ada_images={config.augment.ada_images} must be a positive integer")
     if not 0 <= config.seed < 2 ** 63:
         raise UserError(f"--config.seed={config.seed} must be an integer from 0 to 2**63 - 1")
     # Checked as the float32 the step computes with, in comparisons that NaN fails.
@@ -310,8 +456,9 @@ def compile_step(config: ml_collections.ConfigDict, generator: models.Generator,
     batch alone (XLA itself crashes compiling shapes of trillions of elements), then by XLA's count
     of every buffer of the compiled step, temporaries included.
     """
-    batch = {"image": jax.ShapeDtypeStruct((config.batch_size, *image_shape), jnp.float32),
-             "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
+    rows = config.batch_size * config.optim.n_dis
+    batch = {"image": jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32),
+             "label": jax.ShapeDtypeStruct((rows,), jnp.int32)}
     inputs_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract_state))
     inputs_bytes += sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(batch)) // jax.device_count()
     _refuse_if_over_memory(inputs_bytes, config)
@@ -381,7 +528,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         with open(saved_config_path) as f:
             allowed_changes = check_resumable(config, json.load(f), workdir)
     mesh = make_mesh()
-    abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, image_shape))
+    try:
+        abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, image_shape))
+    except ValueError as e:  # a model option that does not fit these images (latent chunks, attention resolution)
+        raise UserError(f"--config.model: {e}") from None
     compile_start = time.perf_counter()
     # Before anything is written: a step too big for the memory leaves no trace in the workdir.
     step_fn = compile_step(config, generator, discriminator, mesh, abstract_state, image_shape)
@@ -506,14 +656,15 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
                 elapsed = time.perf_counter() - window_start
                 steps_per_s = window_steps / elapsed
                 record = {"step": step, **means, "steps_per_s": steps_per_s,
-                          "images_per_s": steps_per_s * config.batch_size}
+                          "images_per_s": steps_per_s * config.batch_size * config.optim.n_dis}
                 metrics_log.write(record)
                 if is_main:
                     eta = format_duration((config.steps - step) / steps_per_s)
-                    skipped = f"  skipped {means['skipped']} (non-finite)" if means["skipped"] else ""
+                    extra = f"  augment p {means['augment_p']:.3f}" if "augment_p" in means else ""
+                    extra += f"  skipped {means['skipped']} (non-finite)" if means["skipped"] else ""
                     print(f"step {step}/{config.steps}  d_loss {means['d_loss']:.3f}  "
                           f"g_loss {means['g_loss']:.3f}  {steps_per_s:.2f} steps/s  "
-                          f"{record['images_per_s']:.0f} img/s  ETA {eta}{skipped}", flush=True)
+                          f"{record['images_per_s']:.0f} img/s  ETA {eta}{extra}", flush=True)
                 window_start, window_sums, window_steps = time.perf_counter(), None, 0
 
             if step % config.sample_every == 0 or last:

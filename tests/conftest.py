@@ -15,6 +15,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettemp
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import jax  # noqa: E402  (after the settings above: JAX reads them when it is imported)
+import numpy as np  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
@@ -73,3 +76,10 @@ def trained_workdir(data_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("trained") / "run")
     train.train_and_evaluate(make_tiny_config(data_dir), workdir)
     return workdir
+
+
+def tree_equal(a, b) -> bool:
+    """Bitwise equality of two pytrees of arrays."""
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(leaves_a) == len(leaves_b) and all(
+        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b))

@@ -131,7 +131,7 @@ def test_sigterm_stops_after_a_checkpoint_and_the_same_command_resumes_exactly(d
 
     from conftest import ROOT
     from jaxgan import train, trained
-    from test_train import tree_equal
+    from conftest import tree_equal
 
     workdir = str(tmp_path / "run")
     command = [sys.executable, "train.py", "--workdir", workdir, *tiny_flags(data_dir, steps=400),

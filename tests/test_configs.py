@@ -1,4 +1,4 @@
-"""Every config in configs/ loads, names its data, and builds models that fit that data."""
+"""Every config in configs/ loads, names its data, trains on that data's shapes and checkpoints."""
 
 import glob
 import importlib.util
@@ -10,8 +10,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import ROOT
-from jaxgan import data, train
+from conftest import ROOT, tree_equal
+from jaxgan import checkpoint, data, train
 
 CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 REQUIRED_KEYS = {"seed", "steps", "batch_size", "data", "model", "loss", "optim", "log_every",
@@ -27,27 +27,53 @@ def load_config(path):
     return module.get_config()
 
 
+def shrunk(config):
+    """`config` at a width and batch that train in seconds; everything else (architecture, loss,
+    penalties, augmentation, schedule, image size) as the config has it."""
+    config.batch_size = 4
+    config.model.g_width = config.model.d_width = 8
+    config.model.mapping_layers = min(config.model.mapping_layers, 2)
+    return config
+
+
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=[os.path.basename(p) for p in CONFIG_FILES])
-def test_config_builds_its_models_on_its_data(path, data_dir, tmp_path):
-    config = load_config(path)
+def test_config_trains_two_steps_and_round_trips_a_checkpoint(path, data_dir, tmp_path):
+    config = shrunk(load_config(path))
     assert REQUIRED_KEYS <= set(config.keys())
     config.data.data_dir = data_dir
     if config.data.name == "jaxgan_folder":
-        os.makedirs(tmp_path / "art" / "style")
-        Image.fromarray(np.zeros((70, 90, 3), np.uint8)).save(tmp_path / "art" / "style" / "a.png")
+        for style in ("ink", "oil"):
+            os.makedirs(tmp_path / "art" / style)
+            Image.fromarray(np.zeros((70, 90, 3), np.uint8)).save(tmp_path / "art" / style / "a.png")
         config.data.folder = str(tmp_path / "art")
     train.validate(config)
-    with tfds.testing.mock_data(num_examples=4):  # every dataset mocked: this checks shapes, not files
+    with tfds.testing.mock_data(num_examples=8):  # every dataset mocked: this checks shapes, not files
         dataset = data.open_dataset(config.data)
         pipeline = data.Pipeline.from_config(dataset, config)
-        batch = pipeline.batch(0)
-    assert batch["image"].shape == (config.batch_size, *pipeline.image_shape)
+        batches = [pipeline.batch(step) for step in range(2)]
+    assert batches[0]["image"].shape == (config.batch_size * config.optim.n_dis, *pipeline.image_shape)
     generator, discriminator = train.build_models(config, pipeline.image_shape, dataset.num_classes)
-    state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, pipeline.image_shape))
-    assert int(np.prod(state.step.shape)) == 1
+    state = train.init_state(config, generator, discriminator, pipeline.image_shape)
+    step = jax.jit(train.make_step(config, generator, discriminator))
+    for batch in batches:
+        new_state, metrics = step(state, batch)
+        assert float(metrics["skipped"]) == 0 and np.isfinite(float(metrics["d_loss"]))
+        assert not tree_equal(new_state.g_params, state.g_params) and not tree_equal(new_state.d_params, state.d_params)
+        state = new_state
+    assert int(state.step) == 2
+
+    manager = checkpoint.open_manager(str(tmp_path / "run"))
+    checkpoint.save(manager, state, config, pipeline.image_shape, dataset.class_names)
+    manager.wait_until_finished()
+    abstract_state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, pipeline.image_shape))
+    restored = checkpoint.restore(manager, 2, checkpoint.restore_meta(manager, 2), abstract_state,
+                                  jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    manager.close()
+    assert tree_equal(restored, state)
 
 
 def test_the_required_configs_exist():
     names = {os.path.basename(p) for p in CONFIG_FILES}
-    assert {"default.py", "mnist.py", "fashion_mnist.py", "cifar10_dcgan.py", "celeb_a.py", "svhn_cropped.py",
-            "folder.py", "textures.py"} <= names
+    assert {"default.py", "mnist_dcgan.py", "fashion_mnist.py", "cifar10_dcgan.py", "celeb_a64_dcgan.py",
+            "svhn_cropped.py", "folder.py", "textures.py", "cifar10_sngan.py", "cifar10_biggan.py",
+            "celeb_a64_stylegan2.py", "folder_stylegan2.py", "digits_sngan.py", "digits_biggan.py"} <= names

@@ -24,11 +24,11 @@ from absl import flags
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, make_tiny_config, tiny_flags
+from conftest import ROOT, make_tiny_config, tiny_flags, tree_equal
 from jaxgan import data, train, trained
 from jaxgan.errors import UserError
 from test_cli import error_line
-from test_train import files_digest, tree_equal
+from test_train import files_digest
 
 # The runs that faults interrupt: the tiny model for STEPS steps, a checkpoint every INTERVAL steps.
 STEPS, INTERVAL = 60, 10

@@ -11,15 +11,9 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from conftest import tree_equal
 from jaxgan import checkpoint, losses, train, trained
 from jaxgan.errors import UserError
-
-
-def tree_equal(a, b) -> bool:
-    """Bitwise equality of two pytrees of arrays."""
-    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
-    return len(leaves_a) == len(leaves_b) and all(
-        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b))
 
 
 def files_digest(directory) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Class-conditional DCGAN on MNIST (60,000 digits, 28x28) from TFDS.
 
-Command:  python train.py --config configs/mnist.py
+Command:  python train.py --config configs/mnist_dcgan.py
           (needs TFDS's mnist prepared in array_record format; train.py prints how when it is not)
 Expect:   not measured in this repository (its machines have no network to fetch MNIST); the same
           network reaches 95.3 % conditional accuracy on the 4,000 embedded digits (configs/default.py).

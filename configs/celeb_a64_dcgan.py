@@ -1,6 +1,6 @@
 """Unconditional DCGAN on CelebA faces at 64x64 (162,770 training images of 218x178) from TFDS.
 
-Command:  python train.py --config configs/celeb_a.py
+Command:  python train.py --config configs/celeb_a64_dcgan.py
           (celeb_a's files must be fetched and prepared in array_record format beforehand;
           train.py prints how when they are not)
 Expect:   not measured in this repository (no network to fetch CelebA).

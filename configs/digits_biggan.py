@@ -1,0 +1,25 @@
+"""Class-conditional BigGAN-style ResNet on the 4,000 embedded digits: the zoo's CPU-sized BigGAN.
+
+Command:  python train.py --config configs/digits_biggan.py --workdir runs/digits_biggan
+          python -m jaxgan.evaluate --workdir runs/digits_biggan --features digits --metrics fid,kid,pr,dc,acc
+Expect:   see the README's table "Architectures on the embedded digits" (DCGAN vs SNGAN vs BigGAN-style,
+          same step budget, classifier FID and conditional accuracy, 2-core CPU).
+Anchor:   configs/cifar10_biggan.py (Brock et al. 2019: shared embedding, hierarchical latent, spectral
+          norm in G and D, orthogonal init, hinge) at 28x28 and a width a CPU can train, with one D
+          step per G step instead of 4 and latent 60 (three chunks of 20).
+Time:     STEPS_TIME
+"""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.model.name = "biggan"
+    config.model.latent_dim = 60
+    config.model.g_width = 64
+    config.model.d_width = 64
+    config.loss.name = "hinge"
+    config.optim.b1 = 0.0
+    config.optim.b2 = 0.999
+    return config
