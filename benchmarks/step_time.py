@@ -29,13 +29,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.parametrizations import spectral_norm  # noqa: E402
 
-from configs import celeb_a, default  # noqa: E402
+from configs import celeb_a64_dcgan, default  # noqa: E402
 from jaxgan import models, train  # noqa: E402
 
 # name -> (config, image shape, classes); SNGAN ResNet 32x32 waits for the architectures of the zoo.
 NETWORKS = {
     "classic DCGAN 28x28 (conditional, configs/default.py)": (default.get_config, (28, 28, 1), 10),
-    "DCGAN 64x64 (configs/celeb_a.py)": (celeb_a.get_config, (64, 64, 3), 0),
+    "DCGAN 64x64 (configs/celeb_a64_dcgan.py)": (celeb_a64_dcgan.get_config, (64, 64, 3), 0),
 }
 
 
