@@ -71,5 +71,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3
     config.sample_every = 1000
-    config.eval_every = 0  # 0 = never (no evaluator exists yet)
+    config.eval_every = 0  # > 0: evaluate the EMA generator every this many steps (and at the end)
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.metrics = "fid,acc"  # as `python -m jaxgan.evaluate --metrics`: fid,kid,pr,dc,is,acc
+    config.eval.num_samples = 2000
+    config.eval.features = "digits"  # or "inception" (needs its weights file; see the README)
+    config.eval.best_metric = "fid"  # fid, kid_mean (lower is better) or acc, precision, recall, density, coverage, is_mean
+    config.eval.keep_best = 2  # checkpoints with the best best_metric kept in WORKDIR/best/
     return config

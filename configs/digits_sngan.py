@@ -16,9 +16,12 @@ from configs import default
 def get_config():
     config = default.get_config()
     config.model.name = "sngan"
-    config.model.g_width = 64
-    config.model.d_width = 64
+    config.model.g_width = 32
+    config.model.d_width = 32
     config.loss.name = "hinge"
     config.optim.b1 = 0.0
     config.optim.b2 = 0.9
+    config.steps = 1000  # the README's comparison: DCGAN, SNGAN and BigGAN-style at 1,000 steps each
+    config.checkpoint_every = 500
+    config.sample_every = 500
     return config

@@ -33,15 +33,21 @@ class UnreadableCheckpoint(Exception):
     """A checkpoint whose files cannot be read back into the state that was saved; the message says why."""
 
 
-def open_manager(workdir: str, max_to_keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
+def open_manager(workdir: str, max_to_keep: int | None = None, read_only: bool = False,
+                 best_metric: str | None = None, lower_is_better: bool = True) -> ocp.CheckpointManager:
     """The CheckpointManager of WORKDIR/checkpoints; asynchronous saves, the last `max_to_keep` kept.
 
-    A writable manager deletes the temporary directories of writes that never finished (a killed
-    process, a full disk), which would otherwise hold their space forever.
+    With `best_metric`, the `max_to_keep` checkpoints with the best value of that metric (passed to
+    `save`) are kept instead of the last ones. A writable manager deletes the temporary directories
+    of writes that never finished (a killed process, a full disk), which would otherwise hold their
+    space forever.
     """
+    best = {} if best_metric is None else {"best_fn": lambda metrics: metrics[best_metric],
+                                           "best_mode": "min" if lower_is_better else "max",
+                                           "keep_checkpoints_without_metrics": False}
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                            read_only=read_only, enable_async_checkpointing=True,
-                                           cleanup_tmp_directories=not read_only)
+                                           cleanup_tmp_directories=not read_only, **best)
     return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                                  item_names=("state", "meta"), options=options)
 
@@ -60,12 +66,15 @@ def fingerprint(state: Any) -> str:
 
 
 def save(manager: ocp.CheckpointManager, state: Any, config: ml_collections.ConfigDict,
-         image_shape: tuple[int, int, int], class_names: tuple[str, ...]) -> None:
-    """Starts an asynchronous save of `state` at its step (the arrays are copied before this returns)."""
+         image_shape: tuple[int, int, int], class_names: tuple[str, ...], metrics: dict | None = None) -> None:
+    """Starts an asynchronous save of `state` at its step (the arrays are copied before this returns).
+
+    `metrics` (name -> float) rank the checkpoint in a manager opened with `best_metric`.
+    """
     meta = {"config": config.to_dict(), "image_shape": list(image_shape), "class_names": list(class_names),
             "state_sha256": fingerprint(state)}
     manager.save(int(state.step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                          meta=ocp.args.JsonSave(meta)))
+                                                          meta=ocp.args.JsonSave(meta)), metrics=metrics)
 
 
 def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tensorflow as tf
 from jax.experimental import multihost_utils
 from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
@@ -425,12 +426,41 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"--config.optim.ema_decay={config.optim.ema_decay} must be in [0, 1] (e.g. 0.999)")
     if config.optim.nonfinite not in ("skip", "stop"):
         raise UserError(f"--config.optim.nonfinite={config.optim.nonfinite!r} must be 'skip' or 'stop'")
-    if config.eval_every != 0:
-        raise UserError(f"--config.eval_every={config.eval_every}: no evaluator exists yet; leave it at 0 and "
-                        f"measure a digits run with benchmarks/class_accuracy.py")
+    validate_eval(config)
     if config.batch_size % jax.device_count():
         raise UserError(f"--config.batch_size={config.batch_size} is not divisible by the "
                         f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
+
+
+# eval.best_metric -> (the eval.metrics entry that computes it, whether lower is better)
+BEST_METRICS = {"fid": ("fid", True), "kid_mean": ("kid", True), "precision": ("pr", False), "recall": ("pr", False),
+                "density": ("dc", False), "coverage": ("dc", False), "is_mean": ("is", False), "acc": ("acc", False)}
+
+
+def validate_eval(config: ml_collections.ConfigDict) -> None:
+    """Checks `eval_every` and `eval.*`; what needs the data (the feature network, the reference) is
+    checked when the evaluator is built, still before anything is written."""
+    from jaxgan import evaluate  # jaxgan.evaluate imports this module (through jaxgan.trained)
+
+    if not 0 <= config.eval_every <= MAX_INT32:
+        raise UserError(f"--config.eval_every={config.eval_every} must be 0 (never) or a positive integer")
+    if not config.eval_every:
+        return
+    try:
+        names = evaluate.parse_metrics(config.eval.metrics)
+    except UserError as e:
+        raise UserError(f"--config.eval.metrics={config.eval.metrics!r}: {e}") from None
+    best = config.eval.best_metric
+    if best not in BEST_METRICS or BEST_METRICS[best][0] not in names:
+        computed = [m for m, (name, _) in BEST_METRICS.items() if name in names]
+        raise UserError(f"--config.eval.best_metric={best!r} is not computed by --config.eval.metrics="
+                        f"{config.eval.metrics!r}; pick one of {', '.join(computed)}")
+    if not 0 < config.eval.num_samples <= 10 ** 6 or not 0 < config.eval.keep_best <= MAX_INT32:
+        raise UserError(f"--config.eval.num_samples={config.eval.num_samples} must be from 1 to 1000000 and "
+                        f"--config.eval.keep_best={config.eval.keep_best} positive")
+    if jax.process_count() > 1:
+        raise UserError("evaluation during training runs in single-process runs only; set --config.eval_every=0 "
+                        "and evaluate checkpoints with python -m jaxgan.evaluate")
 
 
 def _as_float32(value: float) -> np.float32:
@@ -536,6 +566,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     # Before anything is written: a step too big for the memory leaves no trace in the workdir.
     step_fn = compile_step(config, generator, discriminator, mesh, abstract_state, image_shape)
     compile_seconds = time.perf_counter() - compile_start
+    evaluator = None
+    if config.eval_every:
+        from jaxgan import evaluate  # see validate_eval
+
+        evaluator = evaluate.Evaluator.for_run(config, dataset.class_names, image_shape,
+                                               evaluate.parse_metrics(config.eval.metrics), config.eval.num_samples,
+                                               config.eval.features, workdir=workdir)
     prepare_workdir(workdir)
     is_main = jax.process_index() == 0
     if allowed_changes and is_main:
@@ -545,7 +582,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         try:
             return _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh, manager,
-                                     abstract_state, step_fn, compile_seconds)
+                                     abstract_state, step_fn, compile_seconds, evaluator)
         finally:
             manager.close()  # waits for the checkpoint being written, also after an error (a non-finite stop)
     except Exception as error:
@@ -583,7 +620,7 @@ def _write_failure(error: BaseException) -> str | None:
 
 
 def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh, manager, abstract_state,
-                      step_fn, compile_seconds):
+                      step_fn, compile_seconds, evaluator):
     """Restores the newest readable checkpoint or starts afresh, then trains with `step_fn`; returns the last state."""
     is_main = jax.process_index() == 0
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -620,14 +657,28 @@ def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh,
     if is_main:
         sampling.write_atomically(os.path.join(workdir, "config.json"),
                                   lambda f: f.write(config.to_json(indent=2).encode()))
-    return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start)
+    if evaluator is None:
+        return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, None)
+    best_metric = config.eval.best_metric
+    best_manager = checkpoint.open_manager(os.path.join(workdir, "best"), config.eval.keep_best, best_metric=best_metric,
+                                           lower_is_better=BEST_METRICS[best_metric][1])
+    try:
+        return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start,
+                           (evaluator, best_manager))
+    finally:
+        best_manager.close()
 
 
-def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start):
-    """Steps from `start` to `config.steps`, logging, sampling and checkpointing; returns the last state."""
+def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, evaluation):
+    """Steps from `start` to `config.steps`, logging, sampling, evaluating and checkpointing; returns the last state.
+
+    `evaluation`: None, or (Evaluator, the CheckpointManager of WORKDIR/best) when `eval_every` > 0.
+    """
     is_main = jax.process_index() == 0
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     metrics_log = MetricsLog(workdir, start)
+    if evaluation and is_main:
+        tensorboard = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
     class_names = pipeline.dataset.class_names
     grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names))
     # The same values on every process, laid out over all devices like the parameters.
@@ -672,6 +723,25 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
                 if is_main:
                     grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
                     sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
+
+            if evaluation and (step % config.eval_every == 0 or last):
+                evaluator, best_manager = evaluation
+                evaluation_start = time.perf_counter()
+                results = evaluator(lambda z, weights: np.asarray(
+                    generate(state.ema_params, state.g_batch_stats, z, weights)))
+                scores = {f"eval/{name}": float(value) for name, value in results.items() if np.isscalar(value)}
+                metrics_log.write({"step": step, **scores, "eval_seconds": time.perf_counter() - evaluation_start})
+                if is_main:
+                    with tensorboard.as_default(step=step):
+                        for name, value in scores.items():
+                            tf.summary.scalar(name, value)
+                    tensorboard.flush()
+                if is_main:
+                    print(f"step {step}/{config.steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in scores.items())
+                          + f"  ({time.perf_counter() - evaluation_start:.1f} s)", flush=True)
+                checkpoint.save(best_manager, state, config, pipeline.image_shape, class_names,
+                                metrics={config.eval.best_metric: results[config.eval.best_metric]})
+                window_start += time.perf_counter() - evaluation_start  # steps/s counts training alone
 
             if step % config.checkpoint_every == 0 or last or stop.signal_name:
                 checkpoint.save(manager, state, config, pipeline.image_shape, class_names)

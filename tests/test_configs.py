@@ -53,7 +53,8 @@ def test_config_trains_two_steps_and_round_trips_a_checkpoint(path, data_dir, tm
         batches = [pipeline.batch(step) for step in range(2)]
     assert batches[0]["image"].shape == (config.batch_size * config.optim.n_dis, *pipeline.image_shape)
     generator, discriminator = train.build_models(config, pipeline.image_shape, dataset.num_classes)
-    state = train.init_state(config, generator, discriminator, pipeline.image_shape)
+    # Compiled whole, as train.py does: run op by op, init would compile each of its hundreds of ops.
+    state = jax.jit(lambda: train.init_state(config, generator, discriminator, pipeline.image_shape))()
     step = jax.jit(train.make_step(config, generator, discriminator))
     for batch in batches:
         new_state, metrics = step(state, batch)

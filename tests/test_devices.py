@@ -15,11 +15,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_script, tiny_flags
+from conftest import ROOT, run_script, tiny_flags, xla_flags
 
 
 def run_devices(workdir, data_dir, out, devices, extra=()):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=xla_flags(devices), JAX_PLATFORMS="cpu")
     return subprocess.Popen([sys.executable, "tests/device_run.py", str(workdir), data_dir, str(out), *extra],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -68,7 +68,7 @@ def free_port() -> int:
 
 def train_two_processes(workdir, data_dir, steps):
     port = free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=xla_flags(2), JAX_PLATFORMS="cpu")
     processes = [subprocess.Popen(
         [sys.executable, "train.py", "--workdir", str(workdir), *tiny_flags(data_dir, steps=steps),
          "--config.log_every=5", "--config.checkpoint_every=5", "--config.sample_every=10",

@@ -148,3 +148,49 @@ def test_evaluate_command_on_a_trained_run(trained_workdir, digit_classifier, tm
         evaluate.main(["--workdir", workdir, "--features", "digits", "--metrics", "kid", "--num", "10"])
     assert failure.value.code == ("evaluate: error: --num=10 is too few samples for kid: it needs at least 1000; "
                                   "raise --num or lower --kid-subset-size")
+
+
+def test_evaluation_during_training_logs_scores_and_keeps_the_best_checkpoints(digit_classifier, data_dir,
+                                                                               tmp_path):
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from jaxgan import train, trained
+
+    config = make_tiny_config(data_dir)
+    config.steps, config.eval_every = 6, 2
+    config.eval.num_samples, config.eval.metrics, config.eval.best_metric, config.eval.keep_best = 200, "fid,acc", "fid", 2
+    workdir = str(tmp_path / "run")
+    train.train_and_evaluate(config, workdir)
+
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        scores = [row for row in map(json.loads, f) if "eval/fid" in row]
+    assert [row["step"] for row in scores] == [2, 4, 6]
+    assert all(row["eval/fid"] > 0 and 0 <= row["eval/acc"] <= 1 and row["eval_seconds"] > 0 for row in scores)
+    # The same numbers as evaluating the saved step afterwards with the same protocol.
+    evaluator = evaluate.Evaluator.for_run(config, DIGITS, (28, 28, 1), ["fid", "acc"], 200, "digits")
+    final = trained.load(workdir, 6)
+    again = evaluator(lambda z, weights: final.generate(z, weights, use_ema=True))
+    np.testing.assert_allclose(again["fid"], scores[-1]["eval/fid"], rtol=1e-4)
+
+    # WORKDIR/best keeps the 2 lowest-FID steps; it is a workdir of its own for sample.py and jaxgan.evaluate.
+    best_two = sorted(sorted(scores, key=lambda row: row["eval/fid"])[:2], key=lambda row: row["step"])
+    assert sorted(map(int, os.listdir(os.path.join(workdir, "best", "checkpoints")))) == [r["step"] for r in best_two]
+    assert trained.load(os.path.join(workdir, "best")).step == best_two[-1]["step"]
+
+    events = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"))
+    events.Reload()
+    logged = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("eval/fid")]
+    assert logged == [(row["step"], pytest.approx(row["eval/fid"], rel=1e-6)) for row in scores]
+
+
+def test_an_evaluation_setting_that_cannot_work_is_one_clear_line(data_dir):
+    from jaxgan import train
+
+    config = make_tiny_config(data_dir)
+    config.eval_every, config.eval.metrics, config.eval.best_metric = 2, "acc", "fid"
+    with pytest.raises(UserError, match=r"best_metric='fid' is not computed by --config.eval.metrics='acc'; pick one of acc"):
+        train.validate(config)
+    config.eval.metrics = "fid,nope"
+    with pytest.raises(UserError, match="unknown metric 'nope'"):
+        train.validate(config)
