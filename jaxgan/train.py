@@ -384,6 +384,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
         if not 0 < config[key] <= MAX_INT32:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer (at most {MAX_INT32})")
+    if config.model.name not in MODELS:
+        raise UserError(f"unknown model '{config.model.name}': set --config.model.name to one of {', '.join(MODELS)}")
     for key in ("latent_dim", "g_width", "d_width", "mapping_layers"):
         if not 0 < config.model[key] <= MAX_WIDTH:
             raise UserError(f"--config.model.{key}={config.model[key]} must be an integer from 1 to {MAX_WIDTH}")

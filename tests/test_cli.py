@@ -57,8 +57,10 @@ def test_bad_flag_value_is_one_clear_line(data_dir, tmp_path):
     assert process.returncode != 0 and "Traceback" not in process.stderr
     assert "steps" in error_line(process) and error_line(process).startswith("train.py: error:")
     for flag, message in (("--config.steps=0", "--config.steps=0 must be a positive integer"),
-                          ("--config.loss.name=wasserstein", "unknown loss 'wasserstein'"),
-                          ("--config.eval_every=100", "no evaluator exists yet")):
+                          ("--config.loss.name=nope", "unknown loss 'nope'"),
+                          ("--config.model.name=nope", "unknown model 'nope'"),
+                          ("--config.augment.policy=blur", "unknown augmentation op(s) 'blur'"),
+                          ("--config.eval_every=-1", "--config.eval_every=-1 must be 0 (never) or a positive integer")):
         process = run_script("train.py", "--workdir", str(tmp_path / "run"), flag)
         assert process.returncode != 0 and "Traceback" not in process.stderr
         assert message in error_line(process)

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, make_tiny_config, tiny_flags, tree_equal
-from jaxgan import data, train, trained
+from jaxgan import augment, data, train, trained
 from jaxgan.errors import UserError
 from test_cli import error_line
 from test_train import files_digest
@@ -345,9 +345,11 @@ def test_full_then_read_only_disk_keeps_every_checkpoint_and_the_same_command_co
 
 # Hostile values of config overrides: the keys `train.validate` is responsible for, of every type.
 INTEGER_KEYS = ("seed", "steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints",
-                "eval_every", "model.latent_dim", "model.g_width", "model.d_width")
-FLOAT_KEYS = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "optim.ema_decay")
-TEXT_KEYS = ("loss.name", "optim.nonfinite")
+                "eval_every", "model.latent_dim", "model.g_width", "model.d_width", "model.mapping_layers",
+                "model.attention_resolution", "optim.n_dis", "loss.r1_every", "augment.ada_images")
+FLOAT_KEYS = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "optim.ema_decay", "loss.gp_weight",
+              "loss.r1_gamma", "augment.ada_target")
+TEXT_KEYS = ("loss.name", "optim.nonfinite", "model.name", "optim.lr_decay", "augment.policy")
 HOSTILE_NUMBERS = st.one_of(
     st.integers(-3, 3), st.sampled_from([2 ** 31 - 1, 2 ** 31, 2 ** 63, -2 ** 63, 10 ** 30]), st.integers(),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -381,6 +383,15 @@ def assert_usable(config) -> None:
     updates, _ = optimizer.update(gradient, optimizer.init(gradient))
     assert np.isfinite(updates).all()
     assert 0 <= config.optim.ema_decay <= 1 and config.optim.nonfinite in ("skip", "stop")
+    assert config.model.name in train.MODELS and config.optim.lr_decay in ("constant", "linear")
+    assert config.model.mapping_layers >= 1 and config.model.attention_resolution >= 0
+    assert 1 <= config.optim.n_dis <= 100 and config.loss.r1_every >= 1 and config.augment.ada_images >= 1
+    for value in (config.loss.gp_weight, config.loss.r1_gamma):
+        assert 0 <= np.float32(value) < np.inf
+    assert 0 <= config.augment.ada_target < 1
+    assert set(train.augment_policy(config)) <= set(augment.OPS)
+    if config.eval_every:  # evaluation on, with the default eval.* settings
+        assert config.eval_every <= 2 ** 31 - 1
 
 
 @pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # config_flags loading the config file
