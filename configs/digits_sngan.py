@@ -2,12 +2,13 @@
 
 Command:  python train.py --config configs/digits_sngan.py --workdir runs/digits_sngan
           python -m jaxgan.evaluate --workdir runs/digits_sngan --features digits --metrics fid,kid,pr,dc,acc
-Expect:   see the README's table "Architectures on the embedded digits" (DCGAN vs SNGAN vs BigGAN-style,
+Expect:   after 1,000 steps: classifier-FID 120.5, conditional accuracy 18.4 %; see the README table "Architectures on the embedded digits" (DCGAN vs SNGAN vs BigGAN-style,
           same step budget, classifier FID and conditional accuracy, 2-core CPU).
 Anchor:   SNGAN's ResNet G and D (Miyato et al. 2018) with class-conditional batch norm in G and a
           projection D (Miyato & Koyama 2018), hinge loss, Adam(2e-4, 0.0, 0.9) as Mimicry, at 28x28
           (7x7 start, two up blocks) and a width a CPU can train; one D step per G step (Mimicry: 5).
-Time:     STEPS_TIME
+Time:     18.5 minutes for 1,000 steps on a 2-core CPU shared with a test suite (compile 12.9 s;
+          1.4-1.7 steps/s when less busy).
 """
 
 from configs import default
