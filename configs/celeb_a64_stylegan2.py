@@ -14,15 +14,11 @@ Anchor:   StyleGAN2 (Karras et al. 2020) with StyleGAN2-ADA's "auto" settings fo
 Time:     100,000 steps (6.4M images): many hours on one GPU; not practical on a 2-core CPU.
 """
 
-from configs import default
+from configs import celeb_a64_dcgan
 
 
 def get_config():
-    config = default.get_config()
-    config.data.name = "celeb_a"
-    config.data.label_key = ""  # unconditional: celeb_a has attributes, not classes
-    config.data.image_size = 64
-    config.data.random_flip = True
+    config = celeb_a64_dcgan.get_config()  # its data: unconditional 64x64 centre crops with flips
     config.model.name = "stylegan2"
     config.model.latent_dim = 512
     config.model.mapping_layers = 2

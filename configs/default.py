@@ -54,7 +54,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.augment = ml_collections.ConfigDict()
     config.augment.policy = ""  # DiffAugment ops applied to every image D sees: "color,translation,cutout"
-    config.augment.ada_target = 0.0  # > 0: each op applied with a strength p steered so E[sign D(real)] -> target (ADA: 0.6)
+    # > 0: each op is applied with a strength p steered so that E[sign D(real)] -> target (ADA: 0.6)
+    config.augment.ada_target = 0.0
     config.augment.ada_images = 500_000  # real images over which p may move by 1 (ADA's 500 kimg)
 
     config.optim = ml_collections.ConfigDict()
@@ -77,6 +78,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.metrics = "fid,acc"  # as `python -m jaxgan.evaluate --metrics`: fid,kid,pr,dc,is,acc
     config.eval.num_samples = 2000
     config.eval.features = "digits"  # or "inception" (needs its weights file; see the README)
-    config.eval.best_metric = "fid"  # fid, kid_mean (lower is better) or acc, precision, recall, density, coverage, is_mean
+    # fid, kid_mean (lower is better) or acc, precision, recall, density, coverage, is_mean (higher)
+    config.eval.best_metric = "fid"
     config.eval.keep_best = 2  # checkpoints with the best best_metric kept in WORKDIR/best/
     return config

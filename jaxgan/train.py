@@ -67,12 +67,18 @@ MODELS = {
 NOISE_INPUT_MODELS = ("stylegan2",)
 
 
+def model_classes(config: ml_collections.ConfigDict) -> tuple[type[nn.Module], type[nn.Module]]:
+    """(generator class, discriminator class) of `config.model.name`; a UserError naming the choices."""
+    if config.model.name not in MODELS:
+        raise UserError(f"unknown model '{config.model.name}': set --config.model.name to one of {', '.join(MODELS)}")
+    return MODELS[config.model.name]
+
+
 def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
                  num_classes: int) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator for `config.model` and a dataset of `image_shape` images."""
     m = config.model
-    if m.name not in MODELS:
-        raise UserError(f"unknown model '{m.name}': set --config.model.name to one of {', '.join(MODELS)}")
+    generator_class, discriminator_class = model_classes(config)
     height, width, channels = image_shape
     if height != width:
         raise UserError(f"images are {height}x{width}; jaxgan's models need square images")
@@ -80,7 +86,6 @@ def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int,
         models.num_upsamplings(height)
     except ValueError as e:
         raise UserError(f"{e}; pick a dataset or image size such as 28, 32 or 64") from None
-    generator_class, discriminator_class = MODELS[m.name]
     g_options, d_options = {}, {}
     if m.name == "dcgan":
         d_options = {"spectral_norm": m.d_spectral_norm}
@@ -384,8 +389,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
         if not 0 < config[key] <= MAX_INT32:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer (at most {MAX_INT32})")
-    if config.model.name not in MODELS:
-        raise UserError(f"unknown model '{config.model.name}': set --config.model.name to one of {', '.join(MODELS)}")
+    model_classes(config)
     for key in ("latent_dim", "g_width", "d_width", "mapping_layers"):
         if not 0 < config.model[key] <= MAX_WIDTH:
             raise UserError(f"--config.model.{key}={config.model[key]} must be an integer from 1 to {MAX_WIDTH}")
@@ -573,7 +577,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         from jaxgan import evaluate  # see validate_eval
 
         evaluator = evaluate.Evaluator.for_run(config, dataset.class_names, image_shape,
-                                               evaluate.parse_metrics(config.eval.metrics), config.eval.num_samples,
+                                               config.eval.metrics.split(","), config.eval.num_samples,
                                                config.eval.features, workdir=workdir)
     prepare_workdir(workdir)
     is_main = jax.process_index() == 0
@@ -659,27 +663,28 @@ def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh,
     if is_main:
         sampling.write_atomically(os.path.join(workdir, "config.json"),
                                   lambda f: f.write(config.to_json(indent=2).encode()))
-    if evaluator is None:
-        return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, None)
-    best_metric = config.eval.best_metric
-    best_manager = checkpoint.open_manager(os.path.join(workdir, "best"), config.eval.keep_best, best_metric=best_metric,
-                                           lower_is_better=BEST_METRICS[best_metric][1])
+    best_manager = None
+    if evaluator is not None:
+        best_metric = config.eval.best_metric
+        best_manager = checkpoint.open_manager(os.path.join(workdir, "best"), config.eval.keep_best,
+                                               best_metric=best_metric, lower_is_better=BEST_METRICS[best_metric][1])
     try:
-        return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start,
-                           (evaluator, best_manager))
+        return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, evaluator,
+                           best_manager)
     finally:
-        best_manager.close()
+        if best_manager is not None:
+            best_manager.close()
 
 
-def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, evaluation):
+def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, evaluator, best_manager):
     """Steps from `start` to `config.steps`, logging, sampling, evaluating and checkpointing; returns the last state.
 
-    `evaluation`: None, or (Evaluator, the CheckpointManager of WORKDIR/best) when `eval_every` > 0.
+    `evaluator` and `best_manager` (WORKDIR/best) are None unless `eval_every` > 0.
     """
     is_main = jax.process_index() == 0
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     metrics_log = MetricsLog(workdir, start)
-    if evaluation and is_main:
+    if evaluator and is_main:
         tensorboard = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
     class_names = pipeline.dataset.class_names
     grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names))
@@ -726,21 +731,20 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
                     grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
                     sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
 
-            if evaluation and (step % config.eval_every == 0 or last):
-                evaluator, best_manager = evaluation
+            if evaluator and (step % config.eval_every == 0 or last):
                 evaluation_start = time.perf_counter()
                 results = evaluator(lambda z, weights: np.asarray(
                     generate(state.ema_params, state.g_batch_stats, z, weights)))
+                seconds = time.perf_counter() - evaluation_start
                 scores = {f"eval/{name}": float(value) for name, value in results.items() if np.isscalar(value)}
-                metrics_log.write({"step": step, **scores, "eval_seconds": time.perf_counter() - evaluation_start})
+                metrics_log.write({"step": step, **scores, "eval_seconds": seconds})
                 if is_main:
                     with tensorboard.as_default(step=step):
                         for name, value in scores.items():
                             tf.summary.scalar(name, value)
                     tensorboard.flush()
-                if is_main:
                     print(f"step {step}/{config.steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in scores.items())
-                          + f"  ({time.perf_counter() - evaluation_start:.1f} s)", flush=True)
+                          + f"  ({seconds:.1f} s)", flush=True)
                 checkpoint.save(best_manager, state, config, pipeline.image_shape, class_names,
                                 metrics={config.eval.best_metric: results[config.eval.best_metric]})
                 window_start += time.perf_counter() - evaluation_start  # steps/s counts training alone
