@@ -64,6 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.b1 = 0.5
     config.optim.b2 = 0.999
     config.optim.n_dis = 1  # D updates per G update, each on its own batch of real images
+    config.optim.grad_accum = 1  # k > 1: each update averages k micro-batches of batch_size / k (less memory)
     config.optim.lr_decay = "constant"  # or "linear": both learning rates fall linearly to 0 at `steps`
     config.optim.ema_decay = 0.999  # EMA of G's parameters, warmed up as min(decay, (1+t)/(10+t))
     config.optim.nonfinite = "skip"  # a NaN/Inf loss or gradient: "skip" the update (counted), or "stop"

@@ -174,11 +174,20 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
     Every image D sees (real or fake, in its loss and its penalties) first goes through
     `augment.diffaugment` with strength `state.augment_p` when `augment.policy` is set; with
     `augment.ada_target > 0` that strength follows ADA's controller after each step.
+
+    With `optim.grad_accum = k > 1` every update averages the gradients of k micro-batches of B / k
+    rows, computed one after another (`lax.scan`), so only one micro-batch's activations are alive
+    at a time. The latents and images are those of the full batch, so the update equals the full
+    batch's up to round-off, except where the batch itself enters: batch-norm statistics are those
+    of each micro-batch (the running averages take their mean), and augmentation, noise inputs and
+    penalty interpolation draw per micro-batch. The last D update's fakes are generated again for
+    G's gradient (one more G forward pass per step) instead of being kept for all micro-batches.
     """
     d_loss_fn, g_loss_fn = losses.LOSSES[config.loss.name]
     g_tx, d_tx = build_optimizers(config)
     conditional = generator.num_classes > 0
     n_dis = config.optim.n_dis
+    accum = config.optim.grad_accum
     policy = augment_policy(config)
     lazy_r1_weight = config.loss.r1_gamma / 2 * config.loss.r1_every
 
@@ -193,15 +202,37 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
                                         mutable=["batch_stats"], rngs=rngs)
         return fake, updates.get("batch_stats", {})
 
-    def d_update(d_state, real, fake, labels, keys, update_index, p):
-        """One D update on real and (fixed) fake images; `update_index` counts D updates since step 0."""
-        d_params, d_batch_stats, d_opt_state = d_state
-        real_key, fake_key, penalty_key = keys[KEY_AUGMENT_REAL], keys[KEY_AUGMENT_FAKE], keys[KEY_PENALTY]
-        real_seen, fake_seen = see(real, real_key, p), see(jax.lax.stop_gradient(fake), fake_key, p)
+    def micro_keys(keys, index):
+        """The random keys of micro-batch `index`: the batch's own keys when it is not split."""
+        return keys if accum == 1 else jax.vmap(lambda key: jax.random.fold_in(key, index))(keys)
+
+    def accumulate(fn, *batched):
+        """The mean of `fn(index, *micro_batch)` over the `accum` micro-batches of `batched`.
+
+        batched: arrays [B, ...]; micro-batch j holds rows j, j + accum, ..., so a device's rows stay on it.
+        """
+        if accum == 1:
+            return fn(0, *batched)
+        micro = [jnp.moveaxis(x.reshape(x.shape[0] // accum, accum, *x.shape[1:]), 1, 0) for x in batched]
+
+        def add(total, inputs):
+            out = fn(*inputs)
+            return jax.tree.map(lambda t, o: t + o / accum, total, out), None
+
+        shapes = jax.eval_shape(fn, jnp.int32(0), *[x[0] for x in micro])
+        zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+        total, _ = jax.lax.scan(add, zeros, (jnp.arange(accum), *micro))
+        return total
+
+    def d_gradients(d_params, d_batch_stats, real, fake, labels, keys, update_index, p):
+        """D's gradient on real and (fixed) fake images, its loss terms and its new spectral-norm vectors."""
+        real_seen = see(real, keys[KEY_AUGMENT_REAL], p)
+        fake_seen = see(jax.lax.stop_gradient(fake), keys[KEY_AUGMENT_FAKE], p)
 
         def d_objective(d_params):
             both_labels = None if labels is None else jnp.concatenate([labels, labels])
-            # Real and fake in one call: one power iteration of spectral norm per D update.
+            # Real and fake in one call: one power iteration of spectral norm per D update (it starts
+            # from the stored vectors, so every micro-batch of an update gets the same new ones).
             logits, updates = discriminator.apply(
                 {"params": d_params, "batch_stats": d_batch_stats}, jnp.concatenate([real_seen, fake_seen]),
                 both_labels, update_stats=True, mutable=["batch_stats"])
@@ -214,19 +245,39 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
             penalties = {}
             if config.loss.gp_weight:
                 penalties["gp"] = config.loss.gp_weight * losses.gradient_penalty(
-                    discriminate, real_seen, fake_seen, penalty_key)
+                    discriminate, real_seen, fake_seen, keys[KEY_PENALTY])
             if config.loss.r1_gamma:
                 penalties["r1"] = jax.lax.cond(update_index % config.loss.r1_every == 0,
                                                lambda: lazy_r1_weight * losses.r1_penalty(discriminate, real_seen),
                                                lambda: jnp.zeros((), jnp.float32))
             loss = d_loss_fn(real_logits, fake_logits) + sum(penalties.values())
-            return loss, (real_logits, fake_logits, new_batch_stats, penalties)
+            # Means only: they are what the metrics, ADA and the micro-batch average need.
+            terms = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
+                     "real_sign": jnp.mean(jnp.sign(real_logits)), **penalties}
+            return loss, (terms, new_batch_stats)
 
-        (d_loss, (real_logits, fake_logits, d_batch_stats, penalties)), d_grads = jax.value_and_grad(
-            d_objective, has_aux=True)(d_params)
-        d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
-        d_params = optax.apply_updates(d_params, d_updates)
-        return (d_params, d_batch_stats, d_opt_state), (d_loss, real_logits, fake_logits, penalties, d_grads)
+        (_, (terms, new_batch_stats)), grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
+        return grads, terms, new_batch_stats
+
+    def apply_d_gradients(d_state, grads, new_batch_stats):
+        d_params, _, d_opt_state = d_state
+        d_updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
+        return optax.apply_updates(d_params, d_updates), new_batch_stats, d_opt_state
+
+    def generating_d_update(d_state, g_params, g_batch_stats, real, labels, z, keys, update_index, p):
+        """One D update against new fakes of latents `z`: (d_state, G's batch stats, terms, D's gradient)."""
+        d_params, d_batch_stats, _ = d_state
+
+        def micro(index, real, labels, z):
+            labels = labels if conditional else None
+            keys_j = micro_keys(keys, index)
+            fake, new_g_batch_stats = generate(g_params, g_batch_stats, z, labels, keys_j[KEY_NOISE])
+            grads, terms, new_d_batch_stats = d_gradients(d_params, d_batch_stats, real, fake, labels, keys_j,
+                                                          update_index, p)
+            return grads, terms, new_d_batch_stats, new_g_batch_stats
+
+        grads, terms, new_d_batch_stats, g_batch_stats = accumulate(micro, real, labels, z)
+        return apply_d_gradients(d_state, grads, new_d_batch_stats), g_batch_stats, terms, grads
 
     def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
         batch_size = batch["image"].shape[0] // n_dis
@@ -243,10 +294,9 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
         def early_d_update(carry, inputs):
             d_state, g_batch_stats = carry
             real, labels, index = inputs
-            labels = labels if conditional else None
             z = jax.random.normal(keys[index, KEY_LATENT], (batch_size, config.model.latent_dim))
-            fake, g_batch_stats = generate(state.g_params, g_batch_stats, z, labels, keys[index, KEY_NOISE])
-            d_state, _ = d_update(d_state, real, fake, labels, keys[index], state.step * n_dis + index, p)
+            d_state, g_batch_stats, _, _ = generating_d_update(d_state, state.g_params, g_batch_stats, real, labels,
+                                                               z, keys[index], state.step * n_dis + index, p)
             return (d_state, g_batch_stats), None
 
         if n_dis > 1:
@@ -254,25 +304,48 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
                 early_d_update, (d_state, g_batch_stats),
                 (jnp.moveaxis(reals[:, :-1], 1, 0), jnp.moveaxis(all_labels[:, :-1], 1, 0), jnp.arange(n_dis - 1)))
 
-        # The last D update and the G update share one G forward pass.
-        real = reals[:, -1]
-        labels = all_labels[:, -1] if conditional else None
+        real, labels = reals[:, -1], all_labels[:, -1]
         last_keys = keys[n_dis - 1]
+        last_index = state.step * n_dis + n_dis - 1
         z = step_latents(config, state.step, batch_size)
-        fake, g_vjp, g_batch_stats = jax.vjp(
-            lambda g_params: generate(g_params, g_batch_stats, z, labels, last_keys[KEY_NOISE]), state.g_params,
-            has_aux=True)
-        d_state, (d_loss, real_logits, fake_logits, penalties, d_grads) = d_update(
-            d_state, real, fake, labels, last_keys, state.step * n_dis + n_dis - 1, p)
+
+        def g_gradients(fake_and_vjp, labels, keys):
+            """G's loss and gradient against the updated D, from its fakes and their pullback to G's parameters."""
+            fake, g_vjp = fake_and_vjp
+            d_params, d_batch_stats, _ = d_state
+
+            def g_objective(fake_images):
+                return g_loss_fn(discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},
+                                                     see(fake_images, keys[KEY_AUGMENT_G], p), labels))
+
+            g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
+            (g_grads,) = g_vjp(fake_grad)
+            return g_loss, g_grads
+
+        if accum == 1:
+            # The last D update and the G update share one G forward pass.
+            labels = labels if conditional else None
+            fake, g_vjp, g_batch_stats = jax.vjp(
+                lambda g_params: generate(g_params, g_batch_stats, z, labels, last_keys[KEY_NOISE]), state.g_params,
+                has_aux=True)
+            d_grads, d_terms, new_d_batch_stats = d_gradients(*d_state[:2], real, fake, labels, last_keys, last_index, p)
+            d_state = apply_d_gradients(d_state, d_grads, new_d_batch_stats)
+            g_loss, g_grads = g_gradients((fake, g_vjp), labels, last_keys)
+        else:
+            d_state, _, d_terms, d_grads = generating_d_update(d_state, state.g_params, g_batch_stats, real, labels, z,
+                                                               last_keys, last_index, p)
+
+            def g_micro(index, labels, z):
+                labels = labels if conditional else None
+                keys_j = micro_keys(last_keys, index)
+                # The same fakes (same latents, statistics and noise) as the last D update's micro-batch.
+                fake, g_vjp, new_g_batch_stats = jax.vjp(
+                    lambda g_params: generate(g_params, g_batch_stats, z, labels, keys_j[KEY_NOISE]),
+                    state.g_params, has_aux=True)
+                return *g_gradients((fake, g_vjp), labels, keys_j), new_g_batch_stats
+
+            g_loss, g_grads, g_batch_stats = accumulate(g_micro, labels, z)
         d_params, d_batch_stats, d_opt_state = d_state
-
-        # Generator: gradient of its loss with respect to the fakes, pulled back through G.
-        def g_objective(fake_images):
-            return g_loss_fn(discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},
-                                                 see(fake_images, last_keys[KEY_AUGMENT_G], p), labels))
-
-        g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
-        (g_grads,) = g_vjp(fake_grad)
         g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, g_updates)
 
@@ -283,7 +356,7 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
 
         if config.augment.ada_target > 0:
             # ADA's overfitting heuristic r_t = E[sign D(real)] (Karras et al. 2020a), here after every step.
-            p = augment.ada_update(p, jnp.mean(jnp.sign(real_logits)), images_seen_per_update=batch_size * n_dis,
+            p = augment.ada_update(p, d_terms["real_sign"], images_seen_per_update=batch_size * n_dis,
                                    target=config.augment.ada_target, adjust_images=config.augment.ada_images)
 
         updated = state.replace(g_params=g_params, g_batch_stats=g_batch_stats, d_params=d_params,
@@ -291,7 +364,7 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
                                 ema_params=ema_params, augment_p=p)
         # A NaN or Inf anywhere in the losses, the gradients or the updated state (finite gradients can
         # still overflow Adam's second moments or the parameters): keep the old state, count the step as skipped.
-        checks = {"d_loss": d_loss, "g_loss": g_loss, "d_gradients": d_grads, "g_gradients": g_grads,
+        checks = {"d_loss": d_terms["d_loss"], "g_loss": g_loss, "d_gradients": d_grads, "g_gradients": g_grads,
                   "updated_state": updated}
         # One check of each tree raveled into a vector: a check per leaf costs XLA:CPU a kernel per leaf,
         # which made StyleGAN2's step (hundreds of leaves) compile six times slower.
@@ -299,10 +372,9 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
         all_finite = jnp.all(jnp.array(list(finite.values())))
         new_state = jax.tree.map(lambda new, old: jnp.where(all_finite, new, old), updated, state)
         new_state = new_state.replace(step=state.step + 1)  # the data and RNG of the next step, either way
-        metrics = {"d_loss": d_loss, "g_loss": g_loss,
-                   "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
+        metrics = {"g_loss": g_loss,
                    # The penalty terms as added to D's loss (lazy R1: 0 on the updates without it).
-                   **penalties,
+                   **{name: value for name, value in d_terms.items() if name != "real_sign"},
                    **({"augment_p": p} if policy else {}),
                    "skipped": 1.0 - all_finite.astype(jnp.float32),
                    **{f"nonfinite_{name}": 1.0 - ok.astype(jnp.float32) for name, ok in finite.items()}}
@@ -436,6 +508,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.batch_size % jax.device_count():
         raise UserError(f"--config.batch_size={config.batch_size} is not divisible by the "
                         f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
+    if not 0 < config.optim.grad_accum <= config.batch_size:
+        raise UserError(f"--config.optim.grad_accum={config.optim.grad_accum} must be an integer from 1 to "
+                        f"--config.batch_size={config.batch_size}")
+    per_device = config.batch_size // jax.device_count()
+    if per_device % config.optim.grad_accum:
+        raise UserError(f"--config.optim.grad_accum={config.optim.grad_accum} does not divide the batch of "
+                        f"{per_device} per device (--config.batch_size={config.batch_size} over "
+                        f"{jax.device_count()} devices); use a divisor of {per_device}")
 
 
 # eval.best_metric -> (the eval.metrics entry that computes it, whether lower is better)

@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -229,3 +230,59 @@ def test_the_train_step_compiles_once(tiny_config, tmp_path, caplog):
         train.train_and_evaluate(tiny_config, str(tmp_path / "run"))
     step_compilations = [r for r in caplog.records if r.getMessage().startswith("Compiling jit(step)")]
     assert len(step_compilations) == 1
+
+
+class BatchIndependentGenerator(flax.linen.Module):
+    """A generator without batch norm: each sample depends on its own latent only, so a split batch
+    must give the same update as the whole one."""
+
+    num_classes: int = 0
+
+    @flax.linen.compact
+    def __call__(self, z, labels=None, train=True):
+        return jnp.tanh(flax.linen.Dense(28 * 28)(z)).reshape(-1, 28, 28, 1)
+
+
+@pytest.mark.parametrize("n_dis", [1, 2])
+def test_gradient_accumulation_gives_the_full_batch_update(tiny_config, n_dis):
+    tiny_config.data.label_key = ""
+    tiny_config.optim.n_dis = n_dis
+    tiny_config.loss.r1_gamma, tiny_config.loss.r1_every = 1.0, 1  # a penalty without random draws
+    generator = BatchIndependentGenerator()
+    _, discriminator = train.build_models(tiny_config, (28, 28, 1), 0)  # spectrally normalised
+    images = jax.random.uniform(jax.random.key(7), (8 * n_dis, 28, 28, 1), minval=-1.0, maxval=1.0)
+    batch = {"image": images, "label": jnp.zeros((8 * n_dis,), jnp.int32)}
+    results = {}
+    for accum in (1, 4):
+        tiny_config.optim.grad_accum = accum
+        state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+        step = jax.jit(train.make_step(tiny_config, generator, discriminator))
+        for _ in range(2):
+            state, metrics = step(state, batch)
+        results[accum] = state, metrics
+    (whole, whole_metrics), (split, split_metrics) = results[1], results[4]
+    for name in ("d_loss", "g_loss", "d_real", "d_fake", "r1"):
+        np.testing.assert_allclose(split_metrics[name], whole_metrics[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    for name in ("g_params", "d_params", "d_batch_stats", "ema_params"):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name),
+                     getattr(split, name), getattr(whole, name))
+    # The update moved the parameters by far more than the tolerance: the comparison can fail.
+    initial = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    assert not tree_equal(jax.tree.map(lambda a: np.round(a, 3), initial.d_params),
+                          jax.tree.map(lambda a: np.round(a, 3), whole.d_params))
+
+
+def test_gradient_accumulation_trains_batch_norm_models(tiny_config, fixed_batch):
+    tiny_config.optim.grad_accum = 2
+    generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
+    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    new_state, metrics = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, fixed_batch)
+    assert float(metrics["skipped"]) == 0
+    for name in ("g_params", "d_params", "g_batch_stats", "d_batch_stats"):
+        assert not tree_equal(getattr(state, name), getattr(new_state, name)), name
+
+
+def test_gradient_accumulation_that_does_not_divide_the_batch_is_refused(tiny_config):
+    tiny_config.optim.grad_accum = 3
+    with pytest.raises(UserError, match=r"grad_accum=3 does not divide the batch of 8 per device .* divisor of 8"):
+        train.validate(tiny_config)
