@@ -11,7 +11,8 @@ python sample.py --from-image picture.png [--out again.png]
 
 --out FILE.png: an image grid (one row per label); FILE.npy: the raw float32 array [N, H, W, C] in
 [-1, 1]; DIR/ (with --seeds or --variations): one PNG per image, named seed0042_<style>.png, and
-grid.png; FILE.gif / FILE.mp4: the frames of a walk or morph. Every PNG carries in its text chunks
+grid.png; for a 2-D mixture run (configs/ring8.py, grid25.py) FILE.npy holds the points float32
+[N, 2] and FILE.png plots them over the modes; FILE.gif / FILE.mp4: the frames of a walk or morph. Every PNG carries in its text chunks
 the run, step, seed, style and truncation, and the arguments that make it again (--from-image).
 The same arguments give the same pixels every time and on any number of devices.
 """
@@ -223,10 +224,28 @@ def make_images(args: argparse.Namespace, gan) -> tuple[np.ndarray, list[dict]]:
     return gan.morph(seeds[0], styles, args.frames, args.truncation, use_ema), [{}] * args.frames
 
 
+def write_points(args: argparse.Namespace, gan, points: np.ndarray) -> str:
+    """A 2-D mixture run's samples float32 [N, 2]: raw in FILE.npy, or plotted over the modes in FILE.png."""
+    from jaxgan import mixtures, sampling
+    from jaxgan.errors import UserError
+
+    suffix = os.path.splitext(args.out)[1].lower()
+    if mode_of(args) != "grid" or suffix not in PICTURE_SUFFIXES or args.out.endswith(os.sep):
+        raise UserError(f"{args.workdir} makes 2-D points, not pictures: sample them with --num N and "
+                        f"--out FILE.npy (the raw [N, 2] array) or FILE.png (a plot over the modes)")
+    if suffix == ".npy":
+        sampling.write_atomically(args.out, lambda f: np.save(f, points))
+    else:
+        mixtures.plot(points, gan.config.data.name, args.out, title=f"{gan.config.data.name}, step {gan.step}")
+    return f"{len(points)} points"
+
+
 def write_outputs(args: argparse.Namespace, gan, images: np.ndarray, pictures: list[dict]) -> str:
     """Writes the images where --out says; returns what was written, for the closing line."""
     from jaxgan import sampling
 
+    if images.ndim == 2:
+        return write_points(args, gan, images)
     pixels = sampling.upscale(sampling.to_uint8(images), args.upscale)
     count = f"{len(images)} image{'s' if len(images) > 1 else ''}"
     suffix = os.path.splitext(args.out)[1].lower()

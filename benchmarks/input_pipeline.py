@@ -84,7 +84,7 @@ def main() -> None:
     with tfds.testing.mock_data(num_examples=10_000):
         config = cifar10_dcgan.get_config()
         dataset = data.open_dataset(config.data)
-        pipeline = data.Pipeline.from_config(dataset, config)
+        pipeline = data.make_pipeline(dataset, config)
         rows.append(("CIFAR-10 shaped (mocked), in memory", "32x32",
                      pipeline_images_per_second(pipeline, args.batches),
                      step_images_per_second(config, pipeline.image_shape, dataset.num_classes, args.steps)))
@@ -97,7 +97,7 @@ def main() -> None:
         start = time.perf_counter()
         dataset = data.open_dataset(config.data)
         print(f"folder of 1,000 JPEGs checked and built once in {time.perf_counter() - start:.1f} s")
-        pipeline = data.Pipeline.from_config(dataset, config)
+        pipeline = data.make_pipeline(dataset, config)
         rows.append(("folder of 1,000 JPEGs, decoded as read", "64x64",
                      pipeline_images_per_second(pipeline, args.batches),
                      step_images_per_second(config, pipeline.image_shape, dataset.num_classes, args.steps)))

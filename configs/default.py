@@ -37,13 +37,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.prefetch = 2  # batches prepared ahead
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "dcgan"  # or "sngan", "biggan", "stylegan2" (jaxgan.train.MODELS)
+    config.model.name = "dcgan"  # or "sngan", "biggan", "stylegan2"; "mlp" for 2-D data (jaxgan.train.MODELS)
     config.model.latent_dim = 64
     config.model.g_width = 64  # channels before G's last upsampling; doubles per block inwards
     config.model.d_width = 64  # channels of D's first convolution; doubles per block
     config.model.d_spectral_norm = True  # dcgan: spectral normalisation of every D layer (Miyato et al. 2018)
     config.model.attention_resolution = 0  # biggan: a self-attention block at this resolution (0 = none)
     config.model.mapping_layers = 8  # stylegan2: layers of the mapping network
+    config.model.d_pack = 1  # m > 1: D judges m samples at once, joined along channels (PacGAN; unconditional)
+    config.model.d_mbstd_group = 0  # k > 0: a minibatch-stddev feature over groups of k in D (stylegan2: always 4)
 
 
     config.loss = ml_collections.ConfigDict()

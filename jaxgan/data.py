@@ -1,8 +1,10 @@
 """Input pipeline: a TFDS dataset read by random access -> host numpy batch -> global sharded array.
 
-One path for every source: TFDS datasets, jaxgan's own (`jaxgan_digits`, `jaxgan_textures`) and a
-user's folder of pictures (`jaxgan_folder`), all read through `builder.as_data_source(split)`
-(array_record files), which serves any example by index.
+One path for every source of pictures: TFDS datasets, jaxgan's own (`jaxgan_digits`,
+`jaxgan_textures`) and a user's folder of pictures (`jaxgan_folder`), all read through
+`builder.as_data_source(split)` (array_record files), which serves any example by index. The 2-D
+Gaussian mixtures of `jaxgan.mixtures` (`ring8`, `grid25`) are drawn on the fly instead
+(`MixturePipeline`), with the same interface and the same (seed, step) determinism.
 
 The order is a pure function of (seed, step): step s reads positions s*B .. (s+1)*B - 1 of an
 endless stream made of seeded permutations of the examples, one per epoch, and the random crop and
@@ -27,6 +29,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxgan import mixtures
 from jaxgan.datasets import folder as folder_dataset
 from jaxgan.errors import UserError
 
@@ -122,11 +125,27 @@ def cache_dir(data_dir: str | None) -> str:
     return os.path.join(data_dir or tfds.core.constants.DATA_DIR, "jaxgan_cache")
 
 
-def open_dataset(data_config: ml_collections.ConfigDict) -> ImageDataset:
-    """The dataset that `data_config` names: `data.folder` when set, else the TFDS dataset `data.name`.
+@dataclasses.dataclass(frozen=True)
+class MixtureDataset:
+    """The 2-D Gaussian mixture `name` of `jaxgan.mixtures`: unconditional samples float32 [2]."""
+
+    name: str
+    label_key = None
+    class_names = ()
+    image_shape = (2,)
+    num_classes = 0
+
+
+def open_dataset(data_config: ml_collections.ConfigDict) -> ImageDataset | MixtureDataset:
+    """The dataset that `data_config` names: `data.folder` when set, else the TFDS dataset or the
+    2-D mixture `data.name`.
 
     `data.name = "jaxgan_folder"` (configs/folder.py) requires `data.folder`.
     """
+    if data_config.name in mixtures.MIXTURES and not data_config.folder:
+        if data_config.label_key:
+            raise UserError(f"the 2-D mixture {data_config.name} has no labels; set --config.data.label_key=''")
+        return MixtureDataset(data_config.name)
     data_dir = data_config.data_dir or None
     if data_config.name == "jaxgan_folder" and not data_config.folder:
         raise UserError("no folder of pictures given: pass --config.data.folder=PATH")
@@ -237,17 +256,6 @@ class Pipeline:
         self.images, self.labels = None, None  # _cache reads through _read, which must see no cache yet
         self.images, self.labels = self._cache(cache_mb)
 
-    @classmethod
-    def from_config(cls, dataset: ImageDataset, config: ml_collections.ConfigDict, **kwargs) -> "Pipeline":
-        """The pipeline of a run's config (`seed`, `batch_size`, `optim.n_dis`, `data.*`).
-
-        One batch feeds one train step: `batch_size` real images for each of its `optim.n_dis` D updates.
-        """
-        d = config.data
-        return cls(dataset, config.seed, config.batch_size * config.optim.n_dis, image_size=d.image_size, crop=d.crop,
-                   random_flip=d.random_flip, patches=d.patches, cache_mb=d.cache_mb, workers=d.workers,
-                   prefetch=d.prefetch, **kwargs)
-
     @property
     def examples_per_epoch(self) -> int:
         """Pictures, or in patch mode `patches` crops of each picture."""
@@ -313,6 +321,45 @@ class Pipeline:
                     pending.append(pool.submit(self.batch, next_step))
                     next_step += 1
                 yield batch
+
+
+class MixturePipeline:
+    """Batches of a 2-D mixture, drawn on the fly: `batch(step)` and `batches(start, stop)` as `Pipeline`'s.
+
+    The global batch of step s is `mixtures.draw(name, batch_size, seed, s)`; each process takes its slice.
+    """
+
+    def __init__(self, dataset: MixtureDataset, seed: int, batch_size: int, process_index: int | None = None,
+                 process_count: int | None = None):
+        self.dataset, self.seed, self.batch_size = dataset, seed, batch_size
+        self.image_shape = dataset.image_shape
+        self.process_index = jax.process_index() if process_index is None else process_index
+        self.process_count = jax.process_count() if process_count is None else process_count
+        if batch_size % self.process_count:
+            raise UserError(f"--config.batch_size={batch_size} is not divisible by the {self.process_count} "
+                            f"processes; use a multiple of {self.process_count}")
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """{"image": float32 [B/P, 2], "label": int32 [B/P] of zeros}, P being the process count."""
+        per_process = self.batch_size // self.process_count
+        first = self.process_index * per_process
+        samples = mixtures.draw(self.dataset.name, self.batch_size, self.seed, step)[first:first + per_process]
+        return {"image": samples, "label": np.zeros((per_process,), np.int32)}
+
+    def batches(self, start: int, stop: int) -> Iterator[dict[str, np.ndarray]]:
+        return (self.batch(step) for step in range(start, stop))
+
+
+def make_pipeline(dataset: ImageDataset | MixtureDataset, config: ml_collections.ConfigDict,
+                  **kwargs) -> "Pipeline | MixturePipeline":
+    """The pipeline of a run's config for `dataset`: one batch feeds one train step, `batch_size`
+    examples for each of its `optim.n_dis` D updates."""
+    if isinstance(dataset, MixtureDataset):
+        return MixturePipeline(dataset, config.seed, config.batch_size * config.optim.n_dis, **kwargs)
+    d = config.data
+    return Pipeline(dataset, config.seed, config.batch_size * config.optim.n_dis, image_size=d.image_size, crop=d.crop,
+                    random_flip=d.random_flip, patches=d.patches, cache_mb=d.cache_mb, workers=d.workers,
+                    prefetch=d.prefetch, **kwargs)
 
 
 def to_global(batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:

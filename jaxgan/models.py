@@ -108,6 +108,28 @@ def num_upsamplings(image_size: int) -> int:
     return n
 
 
+def minibatch_stddev(x: jax.Array, group_size: int, num_channels: int = 1) -> jax.Array:
+    """Appends the minibatch standard deviation as features (Karras et al. 2018), [N, H, W, C] -> [N, H, W, C + F].
+
+    The batch is split into groups of G consecutive samples, G the largest divisor of N that is at
+    most `group_size`, and the channels into F = `num_channels` groups (F must divide C). Each sample gets, per
+    channel group, the standard deviation over its sample group averaged over pixels and channels:
+    D can see when a group of fakes lacks the variety of real images.
+
+    Groups are consecutive samples (x.reshape(N // G, G, ...)), not NVIDIA's strided ones
+    (x.reshape(G, N // G, ...)): jaxgan runs D on concat([real, fake]), and with a half batch that
+    is a multiple of G consecutive groups never mix real with fake images, so each half gets the
+    same statistics as if it were run alone. Strided groups would pair every real image with fakes.
+    """
+    n, h, w, c = x.shape
+    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    y = x.reshape(n // g, g, h, w, num_channels, c // num_channels)
+    std = jnp.sqrt(jnp.var(y, axis=1) + 1e-8)  # [N/G, H, W, F, C/F]
+    std = jnp.mean(std, axis=(1, 2, 4))  # [N/G, F]
+    std = jnp.broadcast_to(std[:, None, None, None, :], (n // g, g, h, w, num_channels))
+    return jnp.concatenate([x, std.reshape(n, h, w, num_channels)], axis=-1)
+
+
 class Generator(nn.Module):
     """DCGAN generator (Radford et al. 2016) with class-conditional batch norm.
 
@@ -151,13 +173,22 @@ class Discriminator(nn.Module):
     logit = w . flatten(h) + embed(label) . sum_pool(h). With `spectral_norm` every layer's weight is divided by its
     largest singular value (Miyato et al. 2018), estimated by one power iteration per call with
     `update_stats=True`; the iteration vectors live in the `batch_stats` collection. There is no
-    batch normalisation: each image's logit depends on that image alone, so real and fake images
-    go through D in one call.
+    batch normalisation: with `mbstd_group` 0 (the default) each image's logit depends on that
+    image alone, so real and fake images go through D in one call.
+
+    With `mbstd_group` > 0 the minibatch standard deviation (`minibatch_stddev`, groups of
+    `mbstd_group` consecutive images) is appended to h as one more channel after the last
+    convolution (StyleGAN's place: at the lowest resolution, before the output layers), and both
+    terms of the logit see it. Only linear layers follow it here, so it adds to each logit a
+    multiple of its group's standard deviation (a class-dependent one with classes). The logits of
+    a group then depend on each other: run D on concat([real, fake]) with a half batch that is a
+    multiple of the group size.
     """
 
     num_classes: int = 10
     width: int = 64
     spectral_norm: bool = True
+    mbstd_group: int = 0
 
     def _layer(self, layer: nn.Module):
         return nn.SpectralNorm(layer) if self.spectral_norm else layer
@@ -176,6 +207,8 @@ class Discriminator(nn.Module):
             conv = self._layer(nn.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1))))
             x = nn.leaky_relu(apply(conv, x), 0.2)
             width *= 2
+        if self.mbstd_group > 0:
+            x = minibatch_stddev(x, self.mbstd_group)
         logits = apply(self._layer(nn.Dense(1)), x.reshape(x.shape[0], -1))[:, 0]
         if self.num_classes > 0:
             # The class term sees spatially pooled features (as in SNGAN's projection D): a class

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.nn.initializers import Initializer
 
-from jaxgan.models import ConditionalBatchNorm, class_lookup, num_upsamplings
+from jaxgan.models import ConditionalBatchNorm, class_lookup, minibatch_stddev, num_upsamplings
 
 _GLOROT = nn.initializers.xavier_uniform()
 # Miyato et al.'s code scales Glorot init by sqrt(2) inside G's residual branch (the ReLUs before
@@ -269,15 +269,25 @@ class SNGANDiscriminator(nn.Module):
     mirroring G; Miyato et al.'s 32x32 D stops halving at 8x8), one more block keeps it, then
     h = sum over positions of ReLU(x) and logit = w . h + embed(label) . h. Every convolution, w
     and the class embedding are spectrally normalised, with one power iteration per call with
-    `update_stats=True` (vectors in `batch_stats`). No batch norm: each image's logit depends on
-    that image alone. Channels as in the module docstring (Miyato et al.'s CIFAR-10 D: width 128).
-    `kernel_init` and `attention_resolution` are what BigGANDiscriminator changes.
+    `update_stats=True` (vectors in `batch_stats`). No batch norm: with `mbstd_group` 0 (the
+    default) each image's logit depends on that image alone. Channels as in the module docstring
+    (Miyato et al.'s CIFAR-10 D: width 128). `kernel_init` and `attention_resolution` are what
+    BigGANDiscriminator changes.
+
+    With `mbstd_group` > 0 the minibatch standard deviation (`minibatch_stddev`, groups of
+    `mbstd_group` consecutive images) is appended as one more channel to the 4x4..7x7 map that
+    the last halving block (and its attention, if at that resolution) outputs, before the block
+    that keeps the resolution: as in StyleGAN2's D, where it precedes the last 3x3 convolution,
+    that block's convolutions combine it with the image's own features. Its shortcut becomes a
+    1x1 convolution (C + 1 channels in, C out). The logits of a group then depend on each other:
+    run D on concat([real, fake]) with a half batch that is a multiple of the group size.
     """
 
     num_classes: int = 10
     width: int = 128
     kernel_init: Initializer = _GLOROT
     attention_resolution: int = 0
+    mbstd_group: int = 0
 
     @nn.compact
     def __call__(self, images: jax.Array, labels: jax.Array | None = None,
@@ -287,6 +297,8 @@ class SNGANDiscriminator(nn.Module):
         _check_attention_resolution(self.attention_resolution, [images.shape[1] >> (i + 1) for i in range(n)])
         x = images
         for i, features in enumerate(_channels(n, self.width)):
+            if i == n and self.mbstd_group > 0:
+                x = minibatch_stddev(x, self.mbstd_group)
             x = _DBlock(features, downsample=i < n, preactivation=i > 0, kernel_init=self.kernel_init,
                         name=f"block{i}")(x, update_stats)
             if i < n and x.shape[1] == self.attention_resolution:

@@ -12,7 +12,7 @@ Drop-in for `models.Generator` / `models.Discriminator` at 28..256 px: the same 
   of its batch. Neither network has a `batch_stats` collection; `train` and `update_stats` are
   accepted for the interface and unused.
 - D's minibatch standard deviation couples the logits of each group of `mbstd_group` consecutive
-  images (see `minibatch_stddev`): run D on concat([real, fake]) with a half batch that is a
+  images (see `models.minibatch_stddev`): run D on concat([real, fake]) with a half batch that is a
   multiple of the group size.
 
 Every weight is drawn from N(0, 1) and scaled at run time by its He constant 1/sqrt(fan_in)
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxgan.models import class_lookup, num_upsamplings
+from jaxgan.models import class_lookup, minibatch_stddev, num_upsamplings
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -99,28 +99,6 @@ def modulated_conv(x: jax.Array, kernel: jax.Array, styles: jax.Array, demodulat
         norms = jnp.square(styles) @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + 1e-8  # [N, C_out]
         y = y * lax.rsqrt(norms)[:, None, None, :]
     return y
-
-
-def minibatch_stddev(x: jax.Array, group_size: int, num_channels: int = 1) -> jax.Array:
-    """Appends the minibatch standard deviation as features (Karras et al. 2018), [N, H, W, C] -> [N, H, W, C + F].
-
-    The batch is split into groups of G consecutive samples, G the largest divisor of N that is at
-    most `group_size`, and the channels into F = `num_channels` groups (F must divide C). Each sample gets, per
-    channel group, the standard deviation over its sample group averaged over pixels and channels:
-    D can see when a group of fakes lacks the variety of real images.
-
-    Groups are consecutive samples (x.reshape(N // G, G, ...)), not NVIDIA's strided ones
-    (x.reshape(G, N // G, ...)): jaxgan runs D on concat([real, fake]), and with a half batch that
-    is a multiple of G consecutive groups never mix real with fake images, so each half gets the
-    same statistics as if it were run alone. Strided groups would pair every real image with fakes.
-    """
-    n, h, w, c = x.shape
-    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
-    y = x.reshape(n // g, g, h, w, num_channels, c // num_channels)
-    std = jnp.sqrt(jnp.var(y, axis=1) + 1e-8)  # [N/G, H, W, F, C/F]
-    std = jnp.mean(std, axis=(1, 2, 4))  # [N/G, F]
-    std = jnp.broadcast_to(std[:, None, None, None, :], (n // g, g, h, w, num_channels))
-    return jnp.concatenate([x, std.reshape(n, h, w, num_channels)], axis=-1)
 
 
 def _lrelu(x: jax.Array) -> jax.Array:

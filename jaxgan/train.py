@@ -28,7 +28,7 @@ from jax.experimental import multihost_utils
 from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxgan import augment, checkpoint, data, losses, models, resnet, sampling, stylegan2
+from jaxgan import augment, checkpoint, data, losses, mixtures, mlp, models, resnet, sampling, stylegan2
 from jaxgan.errors import UserError
 
 # Config keys that may change when a run is resumed: they do not alter the computation.
@@ -62,6 +62,7 @@ MODELS = {
     "sngan": (resnet.SNGANGenerator, resnet.SNGANDiscriminator),
     "biggan": (resnet.BigGANGenerator, resnet.BigGANDiscriminator),
     "stylegan2": (stylegan2.StyleGAN2Generator, stylegan2.StyleGAN2Discriminator),
+    "mlp": (mlp.MLPGenerator, mlp.MLPDiscriminator),  # for 2-D samples (the mixtures), not images
 }
 # Generators that draw per-pixel noise from the "noise" rng stream while training.
 NOISE_INPUT_MODELS = ("stylegan2",)
@@ -76,9 +77,19 @@ def model_classes(config: ml_collections.ConfigDict) -> tuple[type[nn.Module], t
 
 def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
                  num_classes: int) -> tuple[nn.Module, nn.Module]:
-    """The generator and discriminator for `config.model` and a dataset of `image_shape` images."""
+    """The generator and discriminator for `config.model` and a dataset of `image_shape` images
+    (H, W, C), or of 2-D samples (2,) for the "mlp" model."""
     m = config.model
     generator_class, discriminator_class = model_classes(config)
+    if (m.name == "mlp") != (len(image_shape) == 1):
+        raise UserError(f"--config.model.name={m.name} does not fit the data's {image_shape} samples; use mlp for "
+                        f"the 2-D mixtures (ring8, grid25) and dcgan, sngan, biggan or stylegan2 for images")
+    if m.d_pack > 1 and num_classes:
+        raise UserError(f"--config.model.d_pack={m.d_pack} packs unconditional samples only (PacGAN); "
+                        f"set --config.data.label_key='' or --config.model.d_pack=1")
+    if m.name == "mlp":
+        return (generator_class(out_dim=image_shape[0], width=m.g_width, num_classes=num_classes),
+                discriminator_class(width=m.d_width, num_classes=num_classes, mbstd_group=m.d_mbstd_group))
     height, width, channels = image_shape
     if height != width:
         raise UserError(f"images are {height}x{width}; jaxgan's models need square images")
@@ -90,9 +101,13 @@ def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int,
     if m.name == "dcgan":
         d_options = {"spectral_norm": m.d_spectral_norm}
     elif m.name == "biggan":
-        g_options = d_options = {"attention_resolution": m.attention_resolution}
+        g_options = {"attention_resolution": m.attention_resolution}
+        d_options = dict(g_options)
     elif m.name == "stylegan2":
         g_options = {"mapping_layers": m.mapping_layers}
+    # StyleGAN2's D always has the layer (groups of 4); the others only when asked for.
+    if m.d_mbstd_group or m.name != "stylegan2":
+        d_options["mbstd_group"] = m.d_mbstd_group
     generator = generator_class(image_size=height, channels=channels, num_classes=num_classes, width=m.g_width,
                                 **g_options)
     discriminator = discriminator_class(num_classes=num_classes, width=m.d_width, **d_options)
@@ -115,14 +130,29 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
     return adam(o.g_lr, 1), adam(o.d_lr, o.n_dis)
 
 
+def pack(samples: jax.Array, num_packed: int) -> jax.Array:
+    """PacGAN's packing (Lin et al. 2018): D judges `num_packed` consecutive samples jointly.
+
+    samples: float [N, ..., C] with N a multiple of num_packed. Returns [N / m, ..., m * C]: each
+    group's samples joined along the last (channel or coordinate) axis, sample 0 of a group first.
+    """
+    if num_packed == 1:
+        return samples
+    n, *inner, channels = samples.shape
+    grouped = jnp.moveaxis(samples.reshape(n // num_packed, num_packed, *inner, channels), 1, -2)
+    return grouped.reshape(n // num_packed, *inner, num_packed * channels)
+
+
 def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
-               discriminator: models.Discriminator, image_shape: tuple[int, int, int]) -> TrainState:
-    """A fresh TrainState from `config.seed` (pure: call under `jax.jit` or `jax.eval_shape`)."""
-    g_key, d_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
+               discriminator: models.Discriminator, image_shape: tuple[int, int, int],
+               seed: int | jax.Array | None = None) -> TrainState:
+    """A fresh TrainState from `seed` (default `config.seed`; an int32 array under `jax.vmap` for many
+    seeds at once). Pure: call under `jax.jit` or `jax.eval_shape`."""
+    g_key, d_key = jax.random.split(jax.random.fold_in(jax.random.key(_seed(config, seed)), 0))
     z = jnp.zeros((2, config.model.latent_dim))
     labels = jnp.zeros((2,), jnp.int32)
     g_variables = generator.init(g_key, z, labels)
-    images = jnp.zeros((2, *image_shape))
+    images = pack(jnp.zeros((2 * config.model.d_pack, *image_shape)), config.model.d_pack)
     d_variables = discriminator.init(d_key, images, labels)
     if "batch_stats" in d_variables:
         # As torch's spectral_norm does: start training with converged power-iteration vectors, not
@@ -145,9 +175,14 @@ def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
     )
 
 
-def step_latents(config: ml_collections.ConfigDict, step: jax.Array | int, batch_size: int) -> jax.Array:
+def _seed(config: ml_collections.ConfigDict, seed: int | jax.Array | None) -> int | jax.Array:
+    return config.seed if seed is None else seed
+
+
+def step_latents(config: ml_collections.ConfigDict, step: jax.Array | int, batch_size: int,
+                 seed: int | jax.Array | None = None) -> jax.Array:
     """float32 [batch_size, latent_dim]: the generator's input at `step`, N(0, I) from fold_in(seed, step)."""
-    step_root = jax.random.fold_in(jax.random.key(config.seed), 1)
+    step_root = jax.random.fold_in(jax.random.key(_seed(config, seed)), 1)
     return jax.random.normal(jax.random.fold_in(step_root, step), (batch_size, config.model.latent_dim))
 
 
@@ -162,7 +197,10 @@ NUM_KEYS = 6
 
 
 def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module) -> Callable:
-    """Returns the pure update `step(state, batch) -> (state, metrics)`.
+    """Returns the pure update `step(state, batch, seed=None) -> (state, metrics)`.
+
+    `seed` defaults to `config.seed`; an int32 array there lets `jax.vmap` train many seeds at once
+    (benchmarks/mode_coverage.py), each exactly as its own run would.
 
     batch: {"image": float32 [B * n_dis, H, W, C] in [-1, 1], "label": int32 [B * n_dis]}, B being
     `batch_size` and n_dis `optim.n_dis`; row r feeds D update r % n_dis, so each device's rows stay
@@ -188,6 +226,7 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
     conditional = generator.num_classes > 0
     n_dis = config.optim.n_dis
     accum = config.optim.grad_accum
+    num_packed = config.model.d_pack
     policy = augment_policy(config)
     lazy_r1_weight = config.loss.r1_gamma / 2 * config.loss.r1_every
 
@@ -234,13 +273,15 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
             # Real and fake in one call: one power iteration of spectral norm per D update (it starts
             # from the stored vectors, so every micro-batch of an update gets the same new ones).
             logits, updates = discriminator.apply(
-                {"params": d_params, "batch_stats": d_batch_stats}, jnp.concatenate([real_seen, fake_seen]),
+                {"params": d_params, "batch_stats": d_batch_stats},
+                jnp.concatenate([pack(real_seen, num_packed), pack(fake_seen, num_packed)]),
                 both_labels, update_stats=True, mutable=["batch_stats"])
             new_batch_stats = updates.get("batch_stats", {})
             real_logits, fake_logits = jnp.split(logits, 2)
 
             def discriminate(images):
-                return discriminator.apply({"params": d_params, "batch_stats": new_batch_stats}, images, labels)
+                return discriminator.apply({"params": d_params, "batch_stats": new_batch_stats},
+                                           pack(images, num_packed), labels)
 
             penalties = {}
             if config.loss.gp_weight:
@@ -279,12 +320,14 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
         grads, terms, new_d_batch_stats, g_batch_stats = accumulate(micro, real, labels, z)
         return apply_d_gradients(d_state, grads, new_d_batch_stats), g_batch_stats, terms, grads
 
-    def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+    def step(state: TrainState, batch: dict[str, jax.Array],
+             seed: int | jax.Array | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+        seed = _seed(config, seed)
         batch_size = batch["image"].shape[0] // n_dis
         reals = batch["image"].reshape(batch_size, n_dis, *batch["image"].shape[1:])
         all_labels = batch["label"].reshape(batch_size, n_dis)
         # All of the step's keys in one threefry call (each call costs XLA:CPU about a second of compilation).
-        keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 2), state.step),
+        keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 2), state.step),
                                 (n_dis, NUM_KEYS))
         p = state.augment_p
         d_state = (state.d_params, state.d_batch_stats, state.d_opt_state)
@@ -307,7 +350,7 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
         real, labels = reals[:, -1], all_labels[:, -1]
         last_keys = keys[n_dis - 1]
         last_index = state.step * n_dis + n_dis - 1
-        z = step_latents(config, state.step, batch_size)
+        z = step_latents(config, state.step, batch_size, seed)
 
         def g_gradients(fake_and_vjp, labels, keys):
             """G's loss and gradient against the updated D, from its fakes and their pullback to G's parameters."""
@@ -316,7 +359,8 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
 
             def g_objective(fake_images):
                 return g_loss_fn(discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},
-                                                     see(fake_images, keys[KEY_AUGMENT_G], p), labels))
+                                                     pack(see(fake_images, keys[KEY_AUGMENT_G], p), num_packed),
+                                                     labels))
 
             g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
             (g_grads,) = g_vjp(fake_grad)
@@ -328,7 +372,8 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
             fake, g_vjp, g_batch_stats = jax.vjp(
                 lambda g_params: generate(g_params, g_batch_stats, z, labels, last_keys[KEY_NOISE]), state.g_params,
                 has_aux=True)
-            d_grads, d_terms, new_d_batch_stats = d_gradients(*d_state[:2], real, fake, labels, last_keys, last_index, p)
+            d_grads, d_terms, new_d_batch_stats = d_gradients(*d_state[:2], real, fake, labels, last_keys,
+                                                              last_index, p)
             d_state = apply_d_gradients(d_state, d_grads, new_d_batch_stats)
             g_loss, g_grads = g_gradients((fake, g_vjp), labels, last_keys)
         else:
@@ -419,12 +464,28 @@ def flat_config(config: ml_collections.ConfigDict | dict, prefix: str = "") -> d
     return flat
 
 
+# Config keys added after runs were saved, with the value that computes what those runs computed.
+ADDED_KEYS = {"model.d_pack": 1, "model.d_mbstd_group": 0, "optim.grad_accum": 1}
+
+
+def complete_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config (a nested dict) with the keys added since it was saved, at their old behaviour."""
+    completed = json.loads(json.dumps(saved))
+    for key, value in ADDED_KEYS.items():
+        *parents, leaf = key.split(".")
+        node = completed
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node.setdefault(leaf, value)
+    return completed
+
+
 def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], workdir: str) -> list[str]:
     """Refuses to resume a run whose saved config differs in keys that change the computation.
 
     Returns the allowed changes (RESUMABLE_KEYS), as "key: old -> new" lines.
     """
-    new, old = flat_config(config), flat_config(saved)
+    new, old = flat_config(config), flat_config(complete_saved_config(saved))
     changed = sorted(k for k in set(new) | set(old) if new.get(k, "<absent>") != old.get(k, "<absent>"))
     describe = [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed]
     resumable = set(RESUMABLE_KEYS)
@@ -446,6 +507,9 @@ def prepare_workdir(workdir: str) -> None:
     if not os.access(workdir, os.W_OK | os.X_OK):
         raise UserError(f"--workdir {workdir} is not writable; pick a writable directory")
 
+
+# Samples in the plots of 2-D runs: the number PacGAN's protocol evaluates.
+MIXTURE_PLOT_SAMPLES = 2500
 
 # Largest int32: the step counter is int32 on the device, and sizes beyond it are mistakes, not plans.
 MAX_INT32 = 2 ** 31 - 1
@@ -511,11 +575,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0 < config.optim.grad_accum <= config.batch_size:
         raise UserError(f"--config.optim.grad_accum={config.optim.grad_accum} must be an integer from 1 to "
                         f"--config.batch_size={config.batch_size}")
+    if not 0 < config.model.d_pack <= config.batch_size or not 0 <= config.model.d_mbstd_group <= MAX_WIDTH:
+        raise UserError(f"--config.model.d_pack={config.model.d_pack} must be from 1 (off) to the batch size and "
+                        f"--config.model.d_mbstd_group={config.model.d_mbstd_group} >= 0 (0 = off, 4 = StyleGAN's)")
     per_device = config.batch_size // jax.device_count()
     if per_device % config.optim.grad_accum:
         raise UserError(f"--config.optim.grad_accum={config.optim.grad_accum} does not divide the batch of "
                         f"{per_device} per device (--config.batch_size={config.batch_size} over "
                         f"{jax.device_count()} devices); use a divisor of {per_device}")
+    per_micro_batch = per_device // config.optim.grad_accum
+    if per_micro_batch % config.model.d_pack:
+        raise UserError(f"--config.model.d_pack={config.model.d_pack} does not divide the {per_micro_batch} samples "
+                        f"of each device's (micro-)batch; use a batch size that makes it a multiple of "
+                        f"{config.model.d_pack}")
 
 
 # eval.best_metric -> (the eval.metrics entry that computes it, whether lower is better)
@@ -532,6 +604,9 @@ def validate_eval(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"--config.eval_every={config.eval_every} must be 0 (never) or a positive integer")
     if not config.eval_every:
         return
+    if config.data.name in mixtures.MIXTURES and not config.data.folder:
+        raise UserError(f"--config.eval_every evaluates pictures; the 2-D mixture {config.data.name} is scored by "
+                        f"benchmarks/mode_coverage.py; set --config.eval_every=0")
     try:
         names = evaluate.parse_metrics(config.eval.metrics)
     except UserError as e:
@@ -635,7 +710,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         multihost_utils.sync_global_devices("jaxgan: dataset ready")
     if jax.process_index() != 0:
         dataset = data.open_dataset(config.data)
-    pipeline = data.Pipeline.from_config(dataset, config)
+    pipeline = data.make_pipeline(dataset, config)
     image_shape = pipeline.image_shape
     generator, discriminator = build_models(config, image_shape, dataset.num_classes)
     saved_config_path = os.path.join(workdir, "config.json")
@@ -767,7 +842,8 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
     if evaluator and is_main:
         tensorboard = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
     class_names = pipeline.dataset.class_names
-    grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names))
+    mixture = pipeline.dataset.name if isinstance(pipeline.dataset, data.MixtureDataset) else None
+    grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names), mixture)
     # The same values on every process, laid out over all devices like the parameters.
     replicated = NamedSharding(mesh, PartitionSpec())
     grid_z, grid_labels = jax.device_put((np.asarray(grid_z), grid_labels), replicated)
@@ -807,9 +883,12 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
 
             if step % config.sample_every == 0 or last:
                 images = generate(state.ema_params, state.g_batch_stats, grid_z, grid_labels)
-                if is_main:
+                path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
+                if is_main and mixture:
+                    mixtures.plot(np.asarray(jax.device_get(images)), mixture, path, title=f"step {step}")
+                elif is_main:
                     grid = sampling.image_grid(sampling.to_uint8(jax.device_get(images)), grid_columns)
-                    sampling.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
+                    sampling.save_png(path, grid)
 
             if evaluator and (step % config.eval_every == 0 or last):
                 evaluation_start = time.perf_counter()
@@ -876,9 +955,13 @@ class StopRequest:
             signal.signal(number, handler)
 
 
-def _grid_inputs(config, num_classes):
-    """Fixed latents and labels for the sample grids: one row per class (first 10), 10 columns."""
-    if num_classes:
+def _grid_inputs(config, num_classes, mixture):
+    """Fixed latents and labels for the sample grids: one row per class (first 10), 10 columns; for
+    a 2-D mixture, the 2,500 samples of its evaluation protocol, plotted over the modes."""
+    if mixture:
+        labels = np.zeros(MIXTURE_PLOT_SAMPLES, np.int32)
+        columns = 0
+    elif num_classes:
         labels = np.repeat(np.arange(min(num_classes, 10), dtype=np.int32), 10)
         columns = 10
     else:

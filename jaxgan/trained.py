@@ -151,7 +151,7 @@ def load(workdir: str, step: int | None = None) -> TrainedGAN:
         meta = checkpoint.restore_meta(manager, restored_step)
         key = json.dumps([meta["config"], meta["image_shape"], meta["class_names"]], sort_keys=True)
         if key not in models_of:
-            config = ml_collections.ConfigDict(meta["config"])
+            config = ml_collections.ConfigDict(train.complete_saved_config(meta["config"]))
             image_shape = tuple(meta["image_shape"])
             generator, discriminator = train.build_models(config, image_shape, len(meta["class_names"]))
             models_of[key] = config, generator, jax.eval_shape(

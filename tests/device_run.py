@@ -44,7 +44,7 @@ def main() -> None:
     generator, discriminator = train.build_models(config, (28, 28, 1), 10)
     state = jax.jit(lambda: train.init_state(config, generator, discriminator, (28, 28, 1)),
                     out_shardings=NamedSharding(mesh, PartitionSpec()))()
-    pipeline = data.Pipeline.from_config(data.open_dataset(config.data), config)
+    pipeline = data.make_pipeline(data.open_dataset(config.data), config)
     batch = data.to_global(pipeline.batch(0), NamedSharding(mesh, PartitionSpec("data")))
 
     @jax.jit

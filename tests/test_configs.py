@@ -49,7 +49,7 @@ def test_config_trains_two_steps_and_round_trips_a_checkpoint(path, data_dir, tm
     train.validate(config)
     with tfds.testing.mock_data(num_examples=8):  # every dataset mocked: this checks shapes, not files
         dataset = data.open_dataset(config.data)
-        pipeline = data.Pipeline.from_config(dataset, config)
+        pipeline = data.make_pipeline(dataset, config)
         batches = [pipeline.batch(step) for step in range(2)]
     assert batches[0]["image"].shape == (config.batch_size * config.optim.n_dis, *pipeline.image_shape)
     generator, discriminator = train.build_models(config, pipeline.image_shape, dataset.num_classes)
@@ -77,4 +77,5 @@ def test_the_required_configs_exist():
     names = {os.path.basename(p) for p in CONFIG_FILES}
     assert {"default.py", "mnist_dcgan.py", "fashion_mnist.py", "cifar10_dcgan.py", "celeb_a64_dcgan.py",
             "svhn_cropped.py", "folder.py", "textures.py", "cifar10_sngan.py", "cifar10_biggan.py",
-            "celeb_a64_stylegan2.py", "folder_stylegan2.py", "digits_sngan.py", "digits_biggan.py"} <= names
+            "celeb_a64_stylegan2.py", "folder_stylegan2.py", "digits_sngan.py", "digits_biggan.py", "ring8.py",
+            "grid25.py"} <= names

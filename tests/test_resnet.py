@@ -186,3 +186,45 @@ def test_self_attention_starts_as_identity(part):
     output_attending = model.apply(attending, inputs, labels, **kwargs)
     assert output_attending.shape == output.shape and bool(jnp.all(jnp.isfinite(output_attending)))
     assert float(jnp.abs(output_attending - output).max()) > 1e-4  # the block is wired in
+
+
+@pytest.mark.parametrize("family,num_classes", [("sngan", 3), ("biggan", 0)])
+def test_mbstd_couples_only_the_images_of_a_group(family, num_classes):
+    images = random_images((8, 16, 16, 1))
+    labels = jnp.arange(8) % 3 if num_classes else None
+    # Groups of 4 consecutive images, 0-3 and 4-7; without the option image 1 is on its own.
+    for mbstd_group, coupled in ((0, [1]), (4, [0, 1, 2, 3])):
+        discriminator = MODELS[family][1](num_classes=num_classes, width=8, mbstd_group=mbstd_group)
+        # Standard-normal variables in init's shapes: the coupling holds for any values, and
+        # compiling the initialisers would take seconds.
+        rng = np.random.default_rng(1)
+        shapes = jax.eval_shape(discriminator.init, key(1), images, labels)
+        variables = jax.tree_util.tree_map(lambda s: jnp.asarray(rng.standard_normal(s.shape), s.dtype), shapes)
+        apply = jax.jit(lambda images: discriminator.apply(variables, images, labels, update_stats=True,
+                                                           mutable=["batch_stats"])[0])
+        logits, changed = np.asarray(apply(images)), np.asarray(apply(images.at[1].multiply(-1.0)))
+        assert np.all(changed[coupled] != logits[coupled]), mbstd_group
+        others = np.setdiff1d(np.arange(8), coupled)
+        np.testing.assert_array_equal(changed[others], logits[others])
+
+
+@pytest.mark.parametrize("family,attention_resolution", [("sngan", 0), ("biggan", 4)])
+def test_mbstd_widens_only_the_block_that_keeps_the_resolution(family, attention_resolution):
+    images, labels = random_images((8, 16, 16, 1)), jnp.zeros(8, jnp.int32)
+
+    def shapes(mbstd_group):
+        discriminator = MODELS[family][1](num_classes=3, width=8, attention_resolution=attention_resolution,
+                                          mbstd_group=mbstd_group)
+        variables = jax.eval_shape(discriminator.init, key(0), images, labels)
+        return {"/".join(path): leaf.shape for path, leaf in traverse_util.flatten_dict(variables).items()}
+
+    off, on = shapes(0), shapes(4)
+    # Off (the default), the variables are those the network had before the option, so existing
+    # checkpoints restore: block2, at 4x4, takes block1's 8 channels through an identity shortcut.
+    assert off["params/block2/conv1/kernel"] == (3, 3, 8, 8) and not any("block2/shortcut" in path for path in off)
+    # On, block2 takes 9 channels and learns a 1x1 shortcut. Nothing else changes: not block1, nor
+    # the 4x4 attention block, which comes before the standard deviation.
+    assert on == {**off, "params/block2/conv1/kernel": (3, 3, 9, 8), "params/block2/shortcut/kernel": (1, 1, 9, 8),
+                  "params/block2/shortcut/bias": (8,), "batch_stats/block2/SpectralNorm_2/shortcut/kernel/sigma": (),
+                  "batch_stats/block2/SpectralNorm_2/shortcut/kernel/u": (1, 8)}
+    assert ("params/attention/o/kernel" in on) == (attention_resolution > 0)

@@ -8,10 +8,6 @@ from jaxgan import stylegan2
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
-# Compiled whole: one XLA compilation each instead of one per operation and shape (compile time,
-# not arithmetic, is what these tiny tests spend).
-_minibatch_stddev = jax.jit(stylegan2.minibatch_stddev, static_argnums=(1, 2))
-
 
 def _explicit_modulated_conv(x, kernel, styles, demodulate):
     """One convolution per sample with its own scaled (and demodulated) kernel."""
@@ -43,36 +39,6 @@ def test_upsample_is_bilinear_and_downsample_is_average_pooling():
                                atol=1e-6)
     y = jnp.arange(16.0).reshape(1, 4, 4, 1)
     np.testing.assert_allclose(stylegan2.downsample_2x(y)[0, :, :, 0], [[2.5, 4.5], [10.5, 12.5]])
-
-
-def test_minibatch_stddev_by_hand():
-    # Four 1x1 samples with two channels: groups {0, 1} and {2, 3} (NVIDIA's strided groups would be
-    # {0, 2} and {1, 3}, whose stddevs are [0.5, 1.5] in both).
-    x = jnp.array([[0.0, 0.0], [2.0, 4.0], [1.0, 1.0], [1.0, 1.0]]).reshape(4, 1, 1, 2)
-    out = _minibatch_stddev(x, 2, 1)
-    assert out.shape == (4, 1, 1, 3)
-    np.testing.assert_array_equal(out[..., :2], x)
-    # Per-channel stddevs of {0, 1} are [1, 2], averaged 1.5; {2, 3} is constant: sqrt(1e-8).
-    np.testing.assert_allclose(out[:, 0, 0, 2], [1.5, 1.5, 1e-4, 1e-4], rtol=1e-6)
-    # Two stddev channels: each averages its own channel group, here one channel each.
-    np.testing.assert_allclose(_minibatch_stddev(x, 2, 2)[:, 0, 0, 2:], [[1, 2], [1, 2], [1e-4, 1e-4], [1e-4, 1e-4]],
-                               rtol=1e-6)
-    # A batch of 6 with group size 4 uses groups of 3 (the largest divisor of 6 that is at most 4).
-    x6 = jax.random.normal(jax.random.key(0), (6, 2, 2, 2))
-    out = _minibatch_stddev(x6, 4, 1)
-    np.testing.assert_allclose(out[0, 0, 0, 2], np.mean(np.sqrt(np.var(np.asarray(x6[:3]), axis=0) + 1e-8)),
-                               rtol=1e-6)
-
-
-def test_minibatch_stddev_never_mixes_real_and_fake_halves():
-    real = jax.random.normal(jax.random.key(0), (4, 3, 3, 2))
-    fake = jax.random.normal(jax.random.key(1), (4, 3, 3, 2))
-    joint = _minibatch_stddev(jnp.concatenate([real, fake]), 2, 1)
-    np.testing.assert_array_equal(joint[:4], _minibatch_stddev(real, 2, 1))
-    np.testing.assert_array_equal(joint[4:], _minibatch_stddev(fake, 2, 1))
-    # Changing a fake does not change any real image's features.
-    moved = _minibatch_stddev(jnp.concatenate([real, fake.at[0].add(5.0)]), 2, 1)
-    np.testing.assert_array_equal(moved[:4], joint[:4])
 
 
 # Flax initialisation draws every parameter with the default threefry PRNG, which XLA:CPU compiles

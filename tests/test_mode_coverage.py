@@ -1,0 +1,133 @@
+"""2-D mixture runs end to end: packing, the on-the-fly pipeline, many seeds at once, sample.py."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from jaxgan import data, mixtures, train, trained
+from jaxgan.errors import UserError
+
+sys.path.insert(0, ROOT)
+from configs import grid25, ring8  # noqa: E402
+
+
+def small(config, steps=3):
+    config.steps, config.log_every, config.sample_every, config.checkpoint_every = steps, steps, steps, steps
+    return config
+
+
+def test_pack_joins_consecutive_samples_along_the_last_axis():
+    points = jnp.arange(12.0).reshape(6, 2)  # sample i = (2i, 2i + 1)
+    np.testing.assert_array_equal(train.pack(points, 3), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+    images = jnp.arange(4 * 2 * 2 * 3.0).reshape(4, 2, 2, 3)
+    packed = train.pack(images, 2)
+    assert packed.shape == (2, 2, 2, 6)
+    np.testing.assert_array_equal(packed[1, :, :, :3], images[2])
+    np.testing.assert_array_equal(packed[1, :, :, 3:], images[3])
+    assert train.pack(images, 1) is images
+
+
+def test_packed_discriminator_judges_m_samples_per_logit():
+    config = ring8.get_config()
+    config.model.d_pack = 4
+    generator, discriminator = train.build_models(config, (2,), 0)
+    state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, (2,)))
+    assert state.d_params["Maxout_0"]["Dense_0"]["kernel"].shape[0] == 8  # 4 samples x 2 coordinates
+    step = jax.jit(train.make_step(config, generator, discriminator))
+    batch = {"image": jnp.asarray(mixtures.draw("ring8", 100, 0, 0)), "label": jnp.zeros(100, jnp.int32)}
+    new_state, metrics = step(jax.jit(lambda: train.init_state(config, generator, discriminator, (2,)))(), batch)
+    assert float(metrics["skipped"]) == 0 and int(new_state.step) == 1
+
+
+def test_mixture_pipeline_is_a_pure_function_of_seed_and_step_split_over_processes():
+    config = grid25.get_config()
+    dataset = data.open_dataset(config.data)
+    assert isinstance(dataset, data.MixtureDataset) and dataset.num_classes == 0
+    whole = data.make_pipeline(dataset, config, process_index=0, process_count=1)
+    parts = [data.make_pipeline(dataset, config, process_index=i, process_count=2) for i in range(2)]
+    batch = whole.batch(7)
+    assert batch["image"].shape == (100, 2) and batch["image"].dtype == np.float32
+    np.testing.assert_array_equal(batch["image"], mixtures.draw("grid25", 100, config.seed, 7))
+    np.testing.assert_array_equal(np.concatenate([p.batch(7)["image"] for p in parts]), batch["image"])
+    assert not np.array_equal(whole.batch(8)["image"], batch["image"])
+    assert [b["image"].tolist() for b in whole.batches(3, 5)] == [whole.batch(s)["image"].tolist() for s in (3, 4)]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model.name": "dcgan"}, r"model.name=dcgan does not fit the data's \(2,\) samples; use mlp"),
+    ({"data.label_key": "label"}, r"ring8 has no labels; set --config.data.label_key=''"),
+    ({"model.d_pack": 3}, r"d_pack=3 does not divide the 100 samples"),
+    ({"eval_every": 10}, r"ring8 is scored by benchmarks/mode_coverage.py; set --config.eval_every=0"),
+])
+def test_bad_2d_settings_are_one_clear_line(change, message, tmp_path):
+    config = small(ring8.get_config())
+    for key, value in change.items():
+        section, leaf = key.split(".") if "." in key else (None, key)
+        (config[section] if section else config)[leaf] = value
+    with pytest.raises(UserError, match=message):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_packing_a_conditional_model_is_refused(tiny_config):
+    tiny_config.model.d_pack = 2
+    with pytest.raises(UserError, match=r"d_pack=2 packs unconditional samples only"):
+        train.build_models(tiny_config, (28, 28, 1), 10)
+
+
+def test_seeds_trained_at_once_match_their_own_runs():
+    config = grid25.get_config()
+    config.model.g_width, config.model.d_width, config.batch_size = 32, 16, 20
+    generator, discriminator = train.build_models(config, (2,), 0)
+    seeds = jnp.array([0, 3], jnp.int32)
+    states = jax.jit(jax.vmap(lambda s: train.init_state(config, generator, discriminator, (2,), s)))(seeds)
+    batches = {"image": np.stack([mixtures.draw("grid25", 20, s, 0) for s in (0, 3)]),
+               "label": np.zeros((2, 20), np.int32)}
+    states, _ = jax.jit(jax.vmap(train.make_step(config, generator, discriminator)))(states, batches, seeds)
+    for index, seed in enumerate((0, 3)):
+        config.seed = seed
+        own = jax.jit(lambda: train.init_state(config, generator, discriminator, (2,)))()
+        own, _ = jax.jit(train.make_step(config, generator, discriminator))(
+            own, {"image": batches["image"][index], "label": batches["label"][index]})
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[index], b, rtol=1e-5, atol=1e-6), states, own)
+    assert not np.allclose(states.g_params["Dense_0"]["kernel"][0], states.g_params["Dense_0"]["kernel"][1])
+
+
+def test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes_points(tmp_path, capsys):
+    config = small(grid25.get_config(), steps=400)
+    config.sample_every = 200
+    workdir = str(tmp_path / "grid")
+    state = train.train_and_evaluate(config, workdir)
+    generator, _ = train.build_models(config, (2,), 0)
+    initial = jax.jit(lambda: train.init_state(config, generator, train.build_models(config, (2,), 0)[1], (2,)))()
+    z = np.random.default_rng(0).standard_normal((2500, 2)).astype(np.float32)
+    generate = train.make_generate(generator)
+    before = mixtures.evaluate(np.asarray(generate(initial.ema_params, initial.g_batch_stats, z, None)), "grid25")
+    after = mixtures.evaluate(np.asarray(generate(state.ema_params, state.g_batch_stats, z, None)), "grid25")
+    assert before["modes"] <= 2 and after["modes"] >= 8, (before, after)
+    assert sorted(os.listdir(os.path.join(workdir, "samples"))) == ["step_0000200.png", "step_0000400.png"]
+
+    import sample
+    sample.main(["--workdir", workdir, "--num", "2500", "--out", str(tmp_path / "points.npy")])
+    points = np.load(tmp_path / "points.npy")
+    assert points.shape == (2500, 2) and points.dtype == np.float32
+    gan = trained.load(workdir)
+    np.testing.assert_array_equal(points, gan.sample(0, 2500, []))
+    sample.main(["--workdir", workdir, "--num", "100", "--out", str(tmp_path / "points.png")])
+    assert os.path.getsize(tmp_path / "points.png") > 0
+    with pytest.raises(SystemExit, match="makes 2-D points, not pictures"):
+        sample.main(["--workdir", workdir, "--seeds", "1-3", "--out", str(tmp_path / "pictures") + os.sep])
+
+
+def test_runs_saved_before_new_config_keys_still_resume(tiny_config):
+    saved = tiny_config.to_dict()
+    del saved["optim"]["grad_accum"], saved["model"]["d_pack"], saved["model"]["d_mbstd_group"]
+    assert train.check_resumable(tiny_config, saved, "runs/old") == []
+    tiny_config.model.d_pack = 2
+    with pytest.raises(UserError, match=r"model.d_pack: 1 -> 2"):
+        train.check_resumable(tiny_config, saved, "runs/old")
