@@ -1,15 +1,24 @@
-"""Mode coverage on PacGAN's 2-D mixtures: modes, high-quality samples and reverse KL over seeds.
+"""Mode coverage: PacGAN's 2-D mixtures and Stacked MNIST, mean ± standard error over seeds.
 
-python benchmarks/mode_coverage.py [--only ring8,grid25] [--seeds 10] [--methods GAN,PacGAN4]
+python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
        [--steps N] [--out benchmarks/results/mode_coverage]
 
-For each mixture (configs/ring8.py, configs/grid25.py) and each method, trains --seeds runs AT ONCE
-(`jax.vmap` of train.py's own step over the seed: run s is exactly `python train.py --config
-configs/NAME.py --config.seed=s` plus the method's keys), then draws 2,500 samples from each run's
-EMA generator (what `sample.py --num 2500 --out x.npy` writes) and scores them with the PacGAN
-protocol (jaxgan.mixtures.evaluate). Prints a markdown table, mean ± standard error over seeds,
-beside the published rows, and writes to --out: table.md, results.json (every seed's numbers) and
-NAME_METHOD.png (seed 0's samples over the modes).
+2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): for each method, trains the
+seeds AT ONCE (`jax.vmap` of train.py's own step over the seed: run s is exactly `python train.py
+--config configs/NAME.py --config.seed=s` plus the method's keys), draws 2,500 samples from each
+run's EMA generator (what `sample.py --num 2500 --out x.npy` writes) and scores them with the
+PacGAN protocol (jaxgan.mixtures.evaluate): modes, high-quality %, reverse KL.
+
+Stacked MNIST (configs/stacked_mnist.py; 5 seeds unless --seeds): trains each seed with
+train.py's loop in --out/runs/stacked_mnist/METHOD/seedS (an interrupted benchmark resumes them),
+draws 26,000 samples, labels each channel with jaxgan's digit classifier (its held-out accuracy is
+printed) and counts the modes hit of 1,000 and KL(generated mode histogram || uniform).
+
+Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
+batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
+code), "GAN + mbstd" (a minibatch-stddev feature in D). Prints a markdown table beside the
+published rows and writes to --out: table.md, results.json (every seed's numbers) and
+NAME_METHOD.png (seed 0's samples: over the modes for 2-D, an 8x8 grid for Stacked MNIST).
 """
 
 import argparse
@@ -27,16 +36,16 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs import grid25, ring8  # noqa: E402
-from jaxgan import mixtures, sampling, train  # noqa: E402
+from configs import grid25, ring8, stacked_mnist  # noqa: E402
+from jaxgan import classifier, mixtures, sampling, train, trained  # noqa: E402
 
-CONFIGS = {"ring8": ring8, "grid25": grid25}
-# Method -> config keys over configs/NAME.py. PacGAN packs m samples per D input and keeps the number
-# of packs per batch (100), so its batch holds m times as many samples (Lin et al. 2018, their code).
+CONFIGS = {"ring8": ring8, "grid25": grid25, "stacked_mnist": stacked_mnist}
+DEFAULT_SEEDS = {"ring8": 10, "grid25": 10, "stacked_mnist": 5}
+# Method -> config keys over configs/NAME.py. With packing the batch size is multiplied by m.
 METHODS = {
     "GAN": {},
-    "PacGAN2": {"model.d_pack": 2, "batch_size": 200},
-    "PacGAN4": {"model.d_pack": 4, "batch_size": 400},
+    "PacGAN2": {"model.d_pack": 2},
+    "PacGAN4": {"model.d_pack": 4},
     "GAN + mbstd": {"model.d_mbstd_group": 4},
 }
 # PacGAN (Lin et al. 2018) Table 1: modes mean ± SE, high-quality %, reverse KL; 10 trials.
@@ -45,8 +54,13 @@ PUBLISHED = {
               ("PacGAN3", 7.8, 0.1, 97.7, 0.10), ("PacGAN4", 7.8, 0.1, 95.9, 0.07)],
     "grid25": [("GAN", 17.3, 0.8, 94.8, 0.70), ("ALI", 24.1, 0.4, 95.7, 0.14), ("PacGAN2", 23.8, 0.7, 91.3, 0.13),
                ("PacGAN3", 24.6, 0.4, 94.2, 0.06), ("PacGAN4", 24.8, 0.2, 93.6, 0.04)],
+    # PacGAN Table 2 (modes, SE, KL) and VEEGAN Table 2 (no SE); 100k steps.
+    "stacked_mnist": [("PacGAN: DCGAN", 78.9, 6.5, None, 4.50), ("PacGAN: PacDCGAN2", 1000.0, 0.0, None, 0.06),
+                      ("PacGAN: PacDCGAN4", 1000.0, 0.0, None, 0.07), ("VEEGAN: DCGAN", 99, None, None, 3.4),
+                      ("VEEGAN: Unrolled GAN", 48.7, None, None, 4.32), ("VEEGAN: VEEGAN", 150, None, None, 2.95)],
 }
-EVAL_SAMPLES = 2500
+EVAL_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26_000}
+STACKED_MODES = 1000
 
 
 def method_config(mixture: str, method: str, steps: int | None):
@@ -57,6 +71,7 @@ def method_config(mixture: str, method: str, steps: int | None):
         for parent in parents:
             node = node[parent]
         node[leaf] = value
+    config.batch_size *= config.model.d_pack
     if steps:
         config.steps = steps
     train.validate(config)
@@ -76,8 +91,25 @@ def train_seeds(config, seeds: list[int]) -> np.ndarray:
         batch = np.stack([mixtures.draw(config.data.name, rows, seed, s) for seed in seeds])
         states, _ = step(states, {"image": batch, "label": np.zeros((len(seeds), rows), np.int32)}, seed_array)
     generate = jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None))
-    z = sampling.latents(0, EVAL_SAMPLES, config.model.latent_dim)  # sample.py's --seed 0
+    z = sampling.latents(0, EVAL_SAMPLES[config.data.name], config.model.latent_dim)  # sample.py's --seed 0
     return np.asarray(generate(states.ema_params, states.g_batch_stats, z, None))
+
+
+def stacked_scores(config, seeds: list[int], run_dir: str, digits: classifier.TrainedClassifier):
+    """Trains (or resumes) one Stacked MNIST run per seed; returns their scores and seed 0's samples."""
+    scores, first_samples = [], None
+    for seed in seeds:
+        config.seed = seed
+        workdir = os.path.join(run_dir, f"seed{seed}")
+        train.train_and_evaluate(config, workdir)
+        images = trained.load(workdir).sample(0, EVAL_SAMPLES["stacked_mnist"], [])  # [N, 28, 28, 3]
+        channels = images.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)
+        labels = digits.predict(channels).reshape(-1, 3)
+        counts = np.bincount(labels @ np.array([100, 10, 1]), minlength=STACKED_MODES)  # mode = the triple
+        scores.append({"modes": int(np.count_nonzero(counts)), "reverse_kl": mixtures.kl_to_uniform(counts)})
+        print(f"stacked_mnist seed {seed}: {scores[-1]}", flush=True)
+        first_samples = images[:64] if first_samples is None else first_samples
+    return scores, first_samples
 
 
 def mean_and_standard_error(values) -> tuple[float, float]:
@@ -87,47 +119,69 @@ def mean_and_standard_error(values) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="ring8,grid25", help="comma-separated mixtures")
+    parser.add_argument("--only", default="ring8,grid25,stacked_mnist", help="comma-separated benchmarks")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
-    parser.add_argument("--seeds", type=int, default=10, help="runs per method: seeds 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=None, help="runs per method: seeds 0 .. N-1 (default 10 "
+                        "for 2-D, 5 for Stacked MNIST)")
     parser.add_argument("--steps", type=int, default=None, help="default: the config's")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
     args = parser.parse_args()
-    mixture_names, method_names = args.only.split(","), args.methods.split(",")
-    for name in mixture_names:
+    benchmark_names, method_names = args.only.split(","), args.methods.split(",")
+    for name in benchmark_names:
         if name not in CONFIGS:
             sys.exit(f"mode_coverage.py: error: --only {name}: choose from {', '.join(CONFIGS)}")
     for name in method_names:
         if name not in METHODS:
             sys.exit(f"mode_coverage.py: error: --methods {name}: choose from {', '.join(METHODS)}")
     os.makedirs(args.out, exist_ok=True)
-    seeds = list(range(args.seeds))
     results, lines = [], []
     start = time.perf_counter()
-    for mixture in mixture_names:
-        num_modes = len(mixtures.MIXTURES[mixture].centres)
-        lines += [f"### {mixture} ({num_modes} modes), {args.seeds} seeds, {EVAL_SAMPLES} samples each", "",
-                  "| method | steps | modes (mean ± SE) | all modes in | high quality % | reverse KL | train s |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+    for benchmark in benchmark_names:
+        seeds = list(range(args.seeds or DEFAULT_SEEDS[benchmark]))
+        if benchmark == "stacked_mnist":
+            digits = classifier.load_or_train_digit_classifier()
+            lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
+                      f"each; digit classifier {100 * digits.held_out_accuracy:.1f} % on held-out digits", "",
+                      "| method | steps | modes (mean ± SE) | all modes in | KL | train s |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+        else:
+            num_modes = len(mixtures.MIXTURES[benchmark].centres)
+            lines += [f"### {benchmark} ({num_modes} modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} "
+                      f"samples each", "",
+                      "| method | steps | modes (mean ± SE) | all modes in | high quality % | reverse KL | train s |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
         for method in method_names:
-            config = method_config(mixture, method, args.steps)
+            config = method_config(benchmark, method, args.steps)
             method_start = time.perf_counter()
-            samples = train_seeds(config, seeds)
+            picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
+            if benchmark == "stacked_mnist":
+                run_dir = os.path.join(args.out, "runs", benchmark, method.replace(" ", ""))
+                scores, first = stacked_scores(config, seeds, run_dir, digits)
+                num_modes = STACKED_MODES
+                sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(first), 8))
+            else:
+                samples = train_seeds(config, seeds)
+                scores = [mixtures.evaluate(s, benchmark) for s in samples]
+                mixtures.plot(samples[0], benchmark, picture,
+                              title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
             seconds = time.perf_counter() - method_start
-            scores = [mixtures.evaluate(s, mixture) for s in samples]
             modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
-            quality, _ = mean_and_standard_error([100 * s["high_quality"] for s in scores])
             kl, _ = mean_and_standard_error([s["reverse_kl"] for s in scores])
             full = sum(s["modes"] == num_modes for s in scores)
-            lines.append(f"| jaxgan {method} | {config.steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(seeds)} "
-                         f"| {quality:.1f} | {kl:.3f} | {seconds:.0f} |")
+            quality = ("" if benchmark == "stacked_mnist" else
+                       f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
+            lines.append(f"| jaxgan {method} | {config.steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(seeds)} |"
+                         f"{quality} {kl:.3f} | {seconds:.0f} |")
             print(lines[-1], flush=True)
-            mixtures.plot(samples[0], mixture, os.path.join(args.out, f"{mixture}_{method.replace(' ', '')}.png"),
-                          title=f"{mixture} {method} seed 0: {scores[0]['modes']} modes")
-            results.append({"mixture": mixture, "method": method, "config": dict(METHODS[method], steps=config.steps),
-                            "seeds": seeds, "scores": scores, "train_seconds": seconds})
-        lines += [f"| PacGAN paper {name} | 400k | {m} ± {se} | | {q} | {kl} | |"
-                  for name, m, se, q, kl in PUBLISHED[mixture]] + [""]
+            results.append({"benchmark": benchmark, "method": method, "keys": METHODS[method],
+                            "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
+                            "scores": scores, "train_seconds": seconds})
+        for name, m, se, q, kl in PUBLISHED[benchmark]:
+            modes = f"{m} ± {se}" if se is not None else f"{m}"
+            quality = "" if benchmark == "stacked_mnist" else f" {q} |"
+            steps = "100k" if benchmark == "stacked_mnist" else "400k"
+            lines.append(f"| {name} (published) | {steps} | {modes} | |{quality} {kl} | |")
+        lines.append("")
     total = time.perf_counter() - start
     lines.append(f"Whole benchmark: {total:.0f} s on {jax.device_count()} {jax.devices()[0].device_kind}.")
     table = "\n".join(lines)

@@ -2,7 +2,8 @@
 
 One path for every source of pictures: TFDS datasets, jaxgan's own (`jaxgan_digits`,
 `jaxgan_textures`) and a user's folder of pictures (`jaxgan_folder`), all read through
-`builder.as_data_source(split)` (array_record files), which serves any example by index. The 2-D
+`builder.as_data_source(split)` (array_record files), which serves any example by index; Stacked
+MNIST (`jaxgan_stacked_digits`) stacks three of jaxgan_digits' pictures per example. The 2-D
 Gaussian mixtures of `jaxgan.mixtures` (`ring8`, `grid25`) are drawn on the fly instead
 (`MixturePipeline`), with the same interface and the same (seed, step) determinism.
 
@@ -125,6 +126,38 @@ def cache_dir(data_dir: str | None) -> str:
     return os.path.join(data_dir or tfds.core.constants.DATA_DIR, "jaxgan_cache")
 
 
+# Stacked MNIST (Metz et al. 2017; PacGAN's protocol): 128,000 pictures of three digits as R, G, B.
+STACKED_DIGITS = "jaxgan_stacked_digits"
+STACKED_DIGITS_COUNT = 128_000
+_STACKED_DIGITS_SEED = 20170224  # fixed: the stacked training set must never change between versions
+
+
+class StackedDigits(Sequence):
+    """Example i: three digits of `digits`, drawn once from a fixed seed, stacked as the R, G, B channels.
+
+    digits: uint8 [M, 28, 28, 1]. Example i is {"image": uint8 [28, 28, 3]}; its mode is the triple
+    of the three digits' labels (1,000 modes).
+    """
+
+    def __init__(self, digits: np.ndarray):
+        self.digits = digits
+        self.triples = np.random.default_rng(_STACKED_DIGITS_SEED).integers(len(digits),
+                                                                              size=(STACKED_DIGITS_COUNT, 3))
+
+    def __len__(self) -> int:
+        return len(self.triples)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {"image": np.concatenate(self.digits[self.triples[index]], axis=-1)}
+
+
+def load_stacked_digits(split: str, data_dir: str | None) -> ImageDataset:
+    """Stacked MNIST made from the `split` digits of jaxgan_digits (read through TFDS like any dataset)."""
+    digits = load_dataset("jaxgan_digits", split, None, data_dir)
+    images = np.stack([np.asarray(digits.source[i]["image"]) for i in range(len(digits))])
+    return ImageDataset(StackedDigits(images), None, (), (28, 28, 3))
+
+
 @dataclasses.dataclass(frozen=True)
 class MixtureDataset:
     """The 2-D Gaussian mixture `name` of `jaxgan.mixtures`: unconditional samples float32 [2]."""
@@ -147,6 +180,10 @@ def open_dataset(data_config: ml_collections.ConfigDict) -> ImageDataset | Mixtu
             raise UserError(f"the 2-D mixture {data_config.name} has no labels; set --config.data.label_key=''")
         return MixtureDataset(data_config.name)
     data_dir = data_config.data_dir or None
+    if data_config.name == STACKED_DIGITS and not data_config.folder:
+        if data_config.label_key:
+            raise UserError(f"{STACKED_DIGITS} is unconditional; set --config.data.label_key=''")
+        return load_stacked_digits(data_config.split, data_dir)
     if data_config.name == "jaxgan_folder" and not data_config.folder:
         raise UserError("no folder of pictures given: pass --config.data.folder=PATH")
     if data_config.folder:

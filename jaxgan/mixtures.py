@@ -104,15 +104,21 @@ def evaluate(samples: np.ndarray, name: str) -> dict:
     nearest_offsets = offsets[np.arange(len(samples)), nearest]  # [N, 2]
     high_quality = finite & np.all(np.abs(nearest_offsets) <= HIGH_QUALITY_STDS * mixture.std, axis=1)
 
-    num_modes = len(mixture.centres)
-    counts = np.bincount(nearest[high_quality], minlength=num_modes)
-    if counts.sum() == 0:
-        reverse_kl = float("nan")
-    else:
-        p = counts[counts > 0] / counts.sum()
-        reverse_kl = float(np.sum(p * np.log(p * num_modes)))
+    counts = np.bincount(nearest[high_quality], minlength=len(mixture.centres))
     return {"modes": int(np.count_nonzero(counts)), "high_quality": float(np.mean(high_quality)),
-            "reverse_kl": reverse_kl}
+            "reverse_kl": kl_to_uniform(counts)}
+
+
+def kl_to_uniform(counts: np.ndarray) -> float:
+    """KL(p || uniform) = sum_k p_k log(K p_k), 0 log 0 = 0, of the histogram `counts` int [K] over K modes.
+
+    0 when the counts are equal, log K when one mode has them all; nan when every count is 0.
+    """
+    counts = np.asarray(counts)
+    if counts.sum() == 0:
+        return float("nan")
+    p = counts[counts > 0] / counts.sum()
+    return float(np.sum(p * np.log(p * len(counts))))
 
 
 def plot(samples: np.ndarray, name: str, path: str, title: str = "") -> None:

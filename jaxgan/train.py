@@ -588,6 +588,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"--config.model.d_pack={config.model.d_pack} does not divide the {per_micro_batch} samples "
                         f"of each device's (micro-)batch; use a batch size that makes it a multiple of "
                         f"{config.model.d_pack}")
+    judged = config.batch_size // config.optim.grad_accum // config.model.d_pack  # D inputs per half batch
+    if config.model.d_mbstd_group and judged % config.model.d_mbstd_group:
+        raise UserError(f"--config.model.d_mbstd_group={config.model.d_mbstd_group} does not divide the {judged} "
+                        f"real (and fake) inputs D judges at once, so its groups would mix real and fake ones; "
+                        f"use a divisor of {judged}")
 
 
 # eval.best_metric -> (the eval.metrics entry that computes it, whether lower is better)

@@ -1,5 +1,6 @@
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -239,3 +240,24 @@ def test_a_built_folder_is_not_decoded_again(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "load_rgb", no_decoding)
     again = data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
     assert len(again) == len(first) == 2
+
+
+def test_stacked_digits_stack_three_real_digits_as_rgb_from_a_fixed_draw(data_dir):
+    config = ml_collections.ConfigDict({"name": "jaxgan_stacked_digits", "split": "train", "label_key": "",
+                                        "data_dir": data_dir, "folder": ""})
+    dataset = data.open_dataset(config)
+    singles = data.load_dataset("jaxgan_digits", "train", "label", data_dir)
+    assert len(dataset) == 128_000 and dataset.image_shape == (28, 28, 3) and dataset.num_classes == 0
+    triples = dataset.source.triples
+    np.testing.assert_array_equal(triples, data.open_dataset(config).source.triples)  # the same set every time
+    for index in (0, 77_777):
+        image = dataset.source[index]["image"]
+        for channel, digit in enumerate(triples[index]):
+            np.testing.assert_array_equal(image[:, :, channel], np.asarray(singles.source[int(digit)]["image"])[:, :, 0])
+    # Every one of the 1,000 digit triples (modes) appears in the training set.
+    labels = np.array([singles.source[i]["label"] for i in range(len(singles))])
+    modes = labels[triples] @ np.array([100, 10, 1])
+    assert len(np.unique(modes)) == 1000
+    config.label_key = "label"
+    with pytest.raises(UserError, match="jaxgan_stacked_digits is unconditional"):
+        data.open_dataset(config)

@@ -136,3 +136,10 @@ def test_plot_writes_a_png_with_dots_where_the_samples_are(tmp_path):
     assert pixels[0, last].max() < 255  # the far sample, clipped to the top right corner
     assert pixels[last, 0].min() == 255  # the bottom left corner is blank
     assert os.listdir(tmp_path) == ["ring.png"]  # no temporary file left behind
+
+
+def test_kl_to_uniform_of_hand_made_histograms():
+    assert mixtures.kl_to_uniform(np.full(1000, 26)) == pytest.approx(0.0, abs=1e-12)
+    assert mixtures.kl_to_uniform(np.eye(1000, dtype=int)[3] * 26000) == pytest.approx(np.log(1000))
+    assert mixtures.kl_to_uniform([3, 1, 0, 0]) == pytest.approx(0.75 * np.log(3) + 0.25 * np.log(1))
+    assert np.isnan(mixtures.kl_to_uniform(np.zeros(8, int)))

@@ -131,3 +131,11 @@ def test_runs_saved_before_new_config_keys_still_resume(tiny_config):
     tiny_config.model.d_pack = 2
     with pytest.raises(UserError, match=r"model.d_pack: 1 -> 2"):
         train.check_resumable(tiny_config, saved, "runs/old")
+
+
+def test_minibatch_stddev_groups_that_would_mix_real_and_fake_are_refused(tiny_config):
+    tiny_config.model.d_mbstd_group = 3
+    with pytest.raises(UserError, match=r"d_mbstd_group=3 does not divide the 8 real \(and fake\) inputs"):
+        train.validate(tiny_config)
+    tiny_config.model.d_mbstd_group = 4
+    train.validate(tiny_config)
