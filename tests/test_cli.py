@@ -2,10 +2,18 @@
 
 import os
 
+import sys
+
 import numpy as np
+import pytest
 from PIL import Image
 
-from conftest import run_script, tiny_flags
+from conftest import ROOT, run_script, tiny_flags
+from jaxgan import train
+from jaxgan.errors import UserError
+
+sys.path.insert(0, ROOT)
+import sample  # noqa: E402
 
 
 def error_line(process) -> str:
@@ -52,19 +60,24 @@ def test_unknown_config_key_is_one_clear_line(data_dir, tmp_path):
     assert not workdir.exists()
 
 
-def test_bad_flag_value_is_one_clear_line(data_dir, tmp_path):
-    process = run_script("train.py", "--workdir", str(tmp_path / "run"), "--config.steps=many")
-    assert process.returncode != 0 and "Traceback" not in process.stderr
-    assert "steps" in error_line(process) and error_line(process).startswith("train.py: error:")
-    for flag, message in (("--config.steps=0", "--config.steps=0 must be a positive integer"),
-                          ("--config.loss.name=nope", "unknown loss 'nope'"),
-                          ("--config.model.name=nope", "unknown model 'nope'"),
-                          ("--config.augment.policy=blur", "unknown augmentation op(s) 'blur'"),
-                          ("--config.eval_every=-1", "--config.eval_every=-1 must be 0 (never) or a positive integer")):
+def test_bad_flag_value_is_one_clear_line(data_dir, tmp_path, tiny_config):
+    for flag, message in (("--config.steps=many", "steps"),
+                          ("--config.steps=0", "--config.steps=0 must be a positive integer")):
         process = run_script("train.py", "--workdir", str(tmp_path / "run"), flag)
         assert process.returncode != 0 and "Traceback" not in process.stderr
-        assert message in error_line(process)
+        assert message in error_line(process) and error_line(process).startswith("train.py: error:")
     assert not (tmp_path / "run").exists()
+    # The other checks go through the same `validate` (one subprocess each would only add JAX's start-up).
+    for key, value, message in (("loss.name", "nope", "unknown loss 'nope'"),
+                                ("model.name", "nope", "unknown model 'nope'"),
+                                ("augment.policy", "blur", "unknown augmentation op(s) 'blur'"),
+                                ("eval_every", -1, "--config.eval_every=-1 must be 0 (never) or a positive integer")):
+        config = tiny_config.copy_and_resolve_references()
+        *section, leaf = key.split(".")
+        (config[section[0]] if section else config)[leaf] = value
+        with pytest.raises(UserError) as error:
+            train.validate(config)
+        assert message in str(error.value)
 
 
 def test_unknown_dataset_is_one_clear_line(data_dir, tmp_path):
@@ -86,22 +99,21 @@ def test_unwritable_workdir_is_one_clear_line(data_dir, tmp_path):
     assert blocker.read_text() == "not a directory"
 
 
-def test_sample_errors_are_one_clear_line(data_dir, tmp_path):
+def test_sample_errors_are_one_clear_line(trained_workdir, tmp_path, capsys):
     empty = tmp_path / "empty"
     process = run_script("sample.py", "--workdir", str(empty))
     assert process.returncode != 0 and "Traceback" not in process.stderr
     assert error_line(process).startswith(f"sample.py: error: no checkpoint in {empty}")
     assert not empty.exists()
 
-    workdir = str(tmp_path / "run")
-    assert run_script("train.py", "--workdir", workdir, *tiny_flags(data_dir, steps=2)).returncode == 0
+    # In this process: the same main() and exit path, without another JAX start-up per case.
     out = tmp_path / "x.png"
-    process = run_script("sample.py", "--workdir", workdir, "--labels", "3,eleven", "--out", str(out))
-    assert process.returncode != 0 and "Traceback" not in process.stderr
-    assert "unknown class 'eleven'" in error_line(process)
-    assert not out.exists()
-    process = run_script("sample.py", "--workdir", workdir, "--out", str(tmp_path / "x.jpg"))
-    assert process.returncode != 0 and "must end with .png" in error_line(process)
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(["--workdir", trained_workdir, "--labels", "3,eleven", "--out", str(out)])
+    assert "unknown class 'eleven'" in str(exit_info.value.code) and not out.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(["--workdir", trained_workdir, "--out", str(tmp_path / "x.jpg")])
+    assert exit_info.value.code != 0 and "must end with .png" in capsys.readouterr().err
 
 
 def test_folder_of_styles_end_to_end(data_dir, tmp_path):
