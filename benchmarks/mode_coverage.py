@@ -59,7 +59,7 @@ PUBLISHED = {
                       ("PacGAN: PacDCGAN4", 1000.0, 0.0, None, 0.07), ("VEEGAN: DCGAN", 99, None, None, 3.4),
                       ("VEEGAN: Unrolled GAN", 48.7, None, None, 4.32), ("VEEGAN: VEEGAN", 150, None, None, 2.95)],
 }
-EVAL_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26_000}
+EVAL_SAMPLES = {"ring8": mixtures.PROTOCOL_SAMPLES, "grid25": mixtures.PROTOCOL_SAMPLES, "stacked_mnist": 26_000}
 STACKED_MODES = 1000
 
 

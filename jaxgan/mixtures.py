@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from jaxgan import sampling
 
+PROTOCOL_SAMPLES = 2500  # samples PacGAN's protocol scores per trial
 HIGH_QUALITY_STDS = 3.0  # half-width, in standard deviations per axis, of a mode's high-quality box
 PLOT_SIZE = 512  # pixels per side of `plot`'s square pictures
 

@@ -508,9 +508,6 @@ def prepare_workdir(workdir: str) -> None:
         raise UserError(f"--workdir {workdir} is not writable; pick a writable directory")
 
 
-# Samples in the plots of 2-D runs: the number PacGAN's protocol evaluates.
-MIXTURE_PLOT_SAMPLES = 2500
-
 # Largest int32: the step counter is int32 on the device, and sizes beyond it are mistakes, not plans.
 MAX_INT32 = 2 ** 31 - 1
 # Far beyond any GAN's channel count or latent size; larger values only overflow shape arithmetic.
@@ -964,7 +961,7 @@ def _grid_inputs(config, num_classes, mixture):
     """Fixed latents and labels for the sample grids: one row per class (first 10), 10 columns; for
     a 2-D mixture, the 2,500 samples of its evaluation protocol, plotted over the modes."""
     if mixture:
-        labels = np.zeros(MIXTURE_PLOT_SAMPLES, np.int32)
+        labels = np.zeros(mixtures.PROTOCOL_SAMPLES, np.int32)
         columns = 0
     elif num_classes:
         labels = np.repeat(np.arange(min(num_classes, 10), dtype=np.int32), 10)
