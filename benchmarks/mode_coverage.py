@@ -22,6 +22,7 @@ NAME_METHOD.png (seed 0's samples: over the modes for 2-D, an 8x8 grid for Stack
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -61,6 +62,7 @@ PUBLISHED = {
 }
 EVAL_SAMPLES = {"ring8": mixtures.PROTOCOL_SAMPLES, "grid25": mixtures.PROTOCOL_SAMPLES, "stacked_mnist": 26_000}
 STACKED_MODES = 1000
+CHUNK_STEPS = 100  # 2-D steps per compiled call
 
 
 def method_config(mixture: str, method: str, steps: int | None):
@@ -79,17 +81,32 @@ def method_config(mixture: str, method: str, steps: int | None):
 
 
 def train_seeds(config, seeds: list[int]) -> np.ndarray:
-    """Trains one run per seed, all at once; returns each run's EMA samples float32 [S, 2500, 2]."""
+    """Trains one run per seed, all at once; returns each run's EMA samples float32 [S, 2500, 2].
+
+    The steps run CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not
+    left waiting on Python between the tiny MLP steps; the next chunk's batches are drawn on the
+    host while the device runs the current one.
+    """
     generator, discriminator = train.build_models(config, (2,), 0)
     seed_array = jnp.asarray(seeds, jnp.int32)
     states = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, (2,), seed)))(
         seed_array)
-    step = jax.jit(jax.vmap(train.make_step(config, generator, discriminator)), donate_argnums=0)
+    seeds_step = jax.vmap(train.make_step(config, generator, discriminator))
     rows = config.batch_size * config.optim.n_dis
-    for s in range(config.steps):
-        # The batch each run's pipeline (jaxgan.data.MixturePipeline) gives it at step s.
-        batch = np.stack([mixtures.draw(config.data.name, rows, seed, s) for seed in seeds])
-        states, _ = step(states, {"image": batch, "label": np.zeros((len(seeds), rows), np.int32)}, seed_array)
+    labels = jnp.zeros((len(seeds), rows), jnp.int32)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def run_steps(states, images):  # images float32 [steps, seeds, rows, 2]
+        def one_step(states, step_images):
+            return seeds_step(states, {"image": step_images, "label": labels}, seed_array)[0], None
+
+        return jax.lax.scan(one_step, states, images)[0]
+
+    for first in range(0, config.steps, CHUNK_STEPS):
+        # The batches each run's pipeline (jaxgan.data.MixturePipeline) gives it at these steps.
+        images = np.stack([np.stack([mixtures.draw(config.data.name, rows, seed, step) for seed in seeds])
+                           for step in range(first, min(first + CHUNK_STEPS, config.steps))])
+        states = run_steps(states, images)
     generate = jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None))
     z = sampling.latents(0, EVAL_SAMPLES[config.data.name], config.model.latent_dim)  # sample.py's --seed 0
     return np.asarray(generate(states.ema_params, states.g_batch_stats, z, None))
@@ -176,21 +193,24 @@ def main() -> None:
             results.append({"benchmark": benchmark, "method": method, "keys": METHODS[method],
                             "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
                             "scores": scores, "train_seconds": seconds})
+            write_outputs(args.out, lines, results, time.perf_counter() - start, finished=False)
         for name, m, se, q, kl in PUBLISHED[benchmark]:
             modes = f"{m} ± {se}" if se is not None else f"{m}"
             quality = "" if benchmark == "stacked_mnist" else f" {q} |"
             steps = "100k" if benchmark == "stacked_mnist" else "400k"
             lines.append(f"| {name} (published) | {steps} | {modes} | |{quality} {kl} | |")
         lines.append("")
-    total = time.perf_counter() - start
-    lines.append(f"Whole benchmark: {total:.0f} s on {jax.device_count()} {jax.devices()[0].device_kind}.")
-    table = "\n".join(lines)
-    print("\n" + table)
-    sampling.write_atomically(os.path.join(args.out, "table.md"), lambda f: f.write(table.encode() + b"\n"))
-    sampling.write_atomically(os.path.join(args.out, "results.json"),
-                              lambda f: f.write(json.dumps({"results": results, "total_seconds": total},
-                                                           indent=1).encode()))
+    print("\n" + write_outputs(args.out, lines, results, time.perf_counter() - start, finished=True))
 
+
+def write_outputs(out: str, lines: list[str], results: list[dict], seconds: float, finished: bool) -> str:
+    """Writes table.md and results.json to `out` (also after each method, so a stopped run keeps them)."""
+    when = "Whole benchmark" if finished else "Stopped early; so far"
+    table = "\n".join(lines + [f"{when}: {seconds:.0f} s on {jax.device_count()} {jax.devices()[0].device_kind}."])
+    sampling.write_atomically(os.path.join(out, "table.md"), lambda f: f.write(table.encode() + b"\n"))
+    sampling.write_atomically(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(
+        {"results": results, "total_seconds": seconds, "finished": finished}, indent=1).encode()))
+    return table
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tensorflow as tf
 from jax.experimental import multihost_utils
 from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
@@ -842,6 +841,10 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     metrics_log = MetricsLog(workdir, start)
     if evaluator and is_main:
+        # TensorFlow is imported only here: its import costs seconds, and runs without in-training
+        # evaluation (and machines without TensorFlow) never need it.
+        import tensorflow as tf
+
         tensorboard = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
     class_names = pipeline.dataset.class_names
     mixture = pipeline.dataset.name if isinstance(pipeline.dataset, data.MixtureDataset) else None

@@ -1,6 +1,7 @@
 """2-D mixture runs end to end: packing, the on-the-fly pipeline, many seeds at once, sample.py."""
 
 import os
+import subprocess
 import sys
 
 import jax
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, xla_flags
 from jaxgan import data, mixtures, train, trained
 from jaxgan.errors import UserError
 
@@ -139,3 +140,39 @@ def test_minibatch_stddev_groups_that_would_mix_real_and_fake_are_refused(tiny_c
         train.validate(tiny_config)
     tiny_config.model.d_mbstd_group = 4
     train.validate(tiny_config)
+
+
+# A sitecustomize.py that makes TensorFlow look uninstalled: the path finder no longer sees it, so
+# imports raise ModuleNotFoundError and importlib.util.find_spec returns None, as on such a machine.
+HIDE_TENSORFLOW = """
+import importlib.machinery, sys
+
+
+class PathFinderWithoutTensorFlow(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [PathFinderWithoutTensorFlow if finder is importlib.machinery.PathFinder else finder
+                    for finder in sys.meta_path]
+"""
+
+
+def test_a_2d_run_trains_and_samples_without_tensorflow(tmp_path):
+    """GPU images often hold jax and torch but no TensorFlow: only TensorBoard summaries need it."""
+    (tmp_path / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), XLA_FLAGS=xla_flags(1), JAX_PLATFORMS="cpu")
+    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,  # noqa: E731
+                                       text=True, timeout=300)
+    assert "No module named 'tensorflow'" in run("-c", "import tensorflow").stderr
+    workdir = str(tmp_path / "grid")
+    trained_run = run("train.py", "--config", "configs/grid25.py", "--workdir", workdir, "--config.steps=2",
+                      "--config.model.g_width=16", "--config.model.d_width=8", "--config.log_every=1",
+                      "--config.sample_every=2", "--config.checkpoint_every=2")
+    assert trained_run.returncode == 0, trained_run.stderr
+    sampled = run("sample.py", "--workdir", workdir, "--num", "10", "--out", str(tmp_path / "points.npy"))
+    assert sampled.returncode == 0, sampled.stderr
+    assert np.load(tmp_path / "points.npy").shape == (10, 2)
