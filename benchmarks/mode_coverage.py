@@ -1,12 +1,13 @@
 """Mode coverage: PacGAN's 2-D mixtures and Stacked MNIST, mean ± standard error over seeds.
 
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
-       [--steps N] [--out benchmarks/results/mode_coverage]
+       [--steps N] [--no-ema] [--out benchmarks/results/mode_coverage]
 
 2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): for each method, trains the
 seeds AT ONCE (`jax.vmap` of train.py's own step over the seed: run s is exactly `python train.py
 --config configs/NAME.py --config.seed=s` plus the method's keys), draws 2,500 samples from each
-run's EMA generator (what `sample.py --num 2500 --out x.npy` writes) and scores them with the
+run's EMA generator (what `sample.py --num 2500 --out x.npy` writes; --no-ema: the raw generator,
+which PacGAN evaluates) and scores them with the
 PacGAN protocol (jaxgan.mixtures.evaluate): modes, high-quality %, reverse KL.
 
 Stacked MNIST (configs/stacked_mnist.py; 5 seeds unless --seeds): trains each seed with
@@ -80,8 +81,8 @@ def method_config(mixture: str, method: str, steps: int | None):
     return config
 
 
-def train_seeds(config, seeds: list[int]) -> np.ndarray:
-    """Trains one run per seed, all at once; returns each run's EMA samples float32 [S, 2500, 2].
+def train_seeds(config, seeds: list[int], use_ema: bool) -> np.ndarray:
+    """Trains one run per seed, all at once; returns each run's samples float32 [S, 2500, 2] (EMA or raw G).
 
     The steps run CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not
     left waiting on Python between the tiny MLP steps; the next chunk's batches are drawn on the
@@ -109,17 +110,17 @@ def train_seeds(config, seeds: list[int]) -> np.ndarray:
         states = run_steps(states, images)
     generate = jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None))
     z = sampling.latents(0, EVAL_SAMPLES[config.data.name], config.model.latent_dim)  # sample.py's --seed 0
-    return np.asarray(generate(states.ema_params, states.g_batch_stats, z, None))
+    return np.asarray(generate(states.ema_params if use_ema else states.g_params, states.g_batch_stats, z, None))
 
 
-def stacked_scores(config, seeds: list[int], run_dir: str, digits: classifier.TrainedClassifier):
+def stacked_scores(config, seeds: list[int], run_dir: str, digits: classifier.TrainedClassifier, use_ema: bool):
     """Trains (or resumes) one Stacked MNIST run per seed; returns their scores and seed 0's samples."""
     scores, first_samples = [], None
     for seed in seeds:
         config.seed = seed
         workdir = os.path.join(run_dir, f"seed{seed}")
         train.train_and_evaluate(config, workdir)
-        images = trained.load(workdir).sample(0, EVAL_SAMPLES["stacked_mnist"], [])  # [N, 28, 28, 3]
+        images = trained.load(workdir).sample(0, EVAL_SAMPLES["stacked_mnist"], [], use_ema=use_ema)  # [N, 28, 28, 3]
         channels = images.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)
         labels = digits.predict(channels).reshape(-1, 3)
         counts = np.bincount(labels @ np.array([100, 10, 1]), minlength=STACKED_MODES)  # mode = the triple
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="runs per method: seeds 0 .. N-1 (default 10 "
                         "for 2-D, 5 for Stacked MNIST)")
     parser.add_argument("--steps", type=int, default=None, help="default: the config's")
+    parser.add_argument("--no-ema", action="store_true", help="score the raw generator, not its EMA")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
     args = parser.parse_args()
     benchmark_names, method_names = args.only.split(","), args.methods.split(",")
@@ -173,11 +175,11 @@ def main() -> None:
             picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
             if benchmark == "stacked_mnist":
                 run_dir = os.path.join(args.out, "runs", benchmark, method.replace(" ", ""))
-                scores, first = stacked_scores(config, seeds, run_dir, digits)
+                scores, first = stacked_scores(config, seeds, run_dir, digits, not args.no_ema)
                 num_modes = STACKED_MODES
                 sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(first), 8))
             else:
-                samples = train_seeds(config, seeds)
+                samples = train_seeds(config, seeds, not args.no_ema)
                 scores = [mixtures.evaluate(s, benchmark) for s in samples]
                 mixtures.plot(samples[0], benchmark, picture,
                               title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
@@ -187,11 +189,13 @@ def main() -> None:
             full = sum(s["modes"] == num_modes for s in scores)
             quality = ("" if benchmark == "stacked_mnist" else
                        f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
-            lines.append(f"| jaxgan {method} | {config.steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(seeds)} |"
+            label = f"jaxgan {method}" + (" (raw G)" if args.no_ema else "")
+            lines.append(f"| {label} | {config.steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(seeds)} |"
                          f"{quality} {kl:.3f} | {seconds:.0f} |")
             print(lines[-1], flush=True)
             results.append({"benchmark": benchmark, "method": method, "keys": METHODS[method],
                             "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
+                            "generator": "raw" if args.no_ema else "EMA",
                             "scores": scores, "train_seconds": seconds})
             write_outputs(args.out, lines, results, time.perf_counter() - start, finished=False)
         for name, m, se, q, kl in PUBLISHED[benchmark]:
