@@ -342,9 +342,12 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
             return (d_state, g_batch_stats), None
 
         if n_dis > 1:
+            # Unrolled: XLA:CPU ran these convolutions inside a while loop 16x slower (SNGAN at width
+            # 16, n_dis 5: 31 s per step rolled, 1.9 s unrolled); unrolling costs a little compile time.
             (d_state, g_batch_stats), _ = jax.lax.scan(
                 early_d_update, (d_state, g_batch_stats),
-                (jnp.moveaxis(reals[:, :-1], 1, 0), jnp.moveaxis(all_labels[:, :-1], 1, 0), jnp.arange(n_dis - 1)))
+                (jnp.moveaxis(reals[:, :-1], 1, 0), jnp.moveaxis(all_labels[:, :-1], 1, 0), jnp.arange(n_dis - 1)),
+                unroll=True)
 
         real, labels = reals[:, -1], all_labels[:, -1]
         last_keys = keys[n_dis - 1]
