@@ -6,14 +6,14 @@ XLA_FLAGS=--xla_cpu_use_onednn=true .venv-bench/bin/python benchmarks/conv_time.
 The layer is DCGAN's: a 4x4 stride-2 convolution, padding 1, batch 64 of 16x16x128 -> 8x8x256,
 float32. The time is the median of --repeats calls after one warm-up call; the loss is the sum of
 squares of the output, so a call is one forward and the gradients for the input and the kernel
-(3 x 4.29 GFLOP). Also prints the float32 matmul peak of each library (2048x2048). This locates
-the train step's gap on CPUs (benchmarks/step_time.py): it is in the convolution kernels.
+(3 x 4.29 GFLOP). Also prints the float32 matmul peak of each library (2048x2048; jax's as
+step_time.py measures it). This locates the train step's gap on CPUs (benchmarks/step_time.py):
+it is in the convolution kernels.
 """
 
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,6 +22,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from step_time import matmul_peak_flops, timed  # noqa: E402  (beside this script)
+
 BATCH, SIZE, IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE = 64, 16, 128, 256, 4, 2
 OUT_SIZE = SIZE // STRIDE
 FLOPS = 3 * 2 * BATCH * OUT_SIZE * OUT_SIZE * OUT_CHANNELS * KERNEL * KERNEL * IN_CHANNELS  # fwd + 2 grads
@@ -29,13 +31,9 @@ MATMUL = 2048
 
 
 def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of `repeats` calls of `fn`, after one warm-up call."""
     fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(timed(fn) for _ in range(repeats))
 
 
 def main() -> None:
@@ -64,9 +62,7 @@ def main() -> None:
 
     torch_s = median_seconds(torch_grads, args.repeats)
 
-    a = jnp.ones((MATMUL, MATMUL), jnp.float32)
-    matmul = jax.jit(lambda m: m @ m)
-    jax_peak = 2 * MATMUL**3 / median_seconds(lambda: matmul(a).block_until_ready(), args.repeats)
+    jax_peak = matmul_peak_flops(MATMUL)
     torch_a = torch.ones(MATMUL, MATMUL)
     torch_peak = 2 * MATMUL**3 / median_seconds(lambda: torch_a @ torch_a, args.repeats)
 

@@ -216,5 +216,6 @@ def write_outputs(out: str, lines: list[str], results: list[dict], seconds: floa
         {"results": results, "total_seconds": seconds, "finished": finished}, indent=1).encode()))
     return table
 
+
 if __name__ == "__main__":
     main()

@@ -71,9 +71,11 @@ def xla_flags(devices: int) -> str:
     return f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE_FLAGS}"
 
 
-def run_script(script: str, *args: str, devices: int = 1) -> subprocess.CompletedProcess:
-    """Runs train.py / sample.py from the repository root as a user would; returns the finished process."""
-    env = dict(os.environ, XLA_FLAGS=xla_flags(devices), JAX_PLATFORMS="cpu")
+def run_script(script: str, *args: str, devices: int = 1, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs train.py / sample.py from the repository root as a user would; returns the finished process.
+
+    `env`: variables set beside the suite's own (PYTHONPATH, say)."""
+    env = dict(os.environ, XLA_FLAGS=xla_flags(devices), JAX_PLATFORMS="cpu", **(env or {}))
     return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 

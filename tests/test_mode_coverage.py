@@ -1,7 +1,6 @@
 """2-D mixture runs end to end: packing, the on-the-fly pipeline, many seeds at once, sample.py."""
 
 import os
-import subprocess
 import sys
 
 import jax
@@ -9,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, xla_flags
+from conftest import ROOT, run_script
 from jaxgan import data, mixtures, train, trained
 from jaxgan.errors import UserError
 
@@ -164,15 +163,14 @@ sys.meta_path[:] = [PathFinderWithoutTensorFlow if finder is importlib.machinery
 def test_a_2d_run_trains_and_samples_without_tensorflow(tmp_path):
     """GPU images often hold jax and torch but no TensorFlow: only TensorBoard summaries need it."""
     (tmp_path / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), XLA_FLAGS=xla_flags(1), JAX_PLATFORMS="cpu")
-    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,  # noqa: E731
-                                       text=True, timeout=300)
-    assert "No module named 'tensorflow'" in run("-c", "import tensorflow").stderr
+    hidden = {"PYTHONPATH": str(tmp_path)}
+    assert "No module named 'tensorflow'" in run_script("-c", "import tensorflow", env=hidden).stderr
     workdir = str(tmp_path / "grid")
-    trained_run = run("train.py", "--config", "configs/grid25.py", "--workdir", workdir, "--config.steps=2",
-                      "--config.model.g_width=16", "--config.model.d_width=8", "--config.log_every=1",
-                      "--config.sample_every=2", "--config.checkpoint_every=2")
+    trained_run = run_script("train.py", "--config", "configs/grid25.py", "--workdir", workdir, "--config.steps=2",
+                             "--config.model.g_width=16", "--config.model.d_width=8", "--config.log_every=1",
+                             "--config.sample_every=2", "--config.checkpoint_every=2", env=hidden)
     assert trained_run.returncode == 0, trained_run.stderr
-    sampled = run("sample.py", "--workdir", workdir, "--num", "10", "--out", str(tmp_path / "points.npy"))
+    sampled = run_script("sample.py", "--workdir", workdir, "--num", "10", "--out", str(tmp_path / "points.npy"),
+                         env=hidden)
     assert sampled.returncode == 0, sampled.stderr
     assert np.load(tmp_path / "points.npy").shape == (10, 2)
