@@ -7,8 +7,9 @@ fingerprint of the state's arrays), so `sample.py` can rebuild the generator fro
 Orbax writes each checkpoint to `<step>.orbax-checkpoint-tmp` and renames it when complete, so a
 process killed mid-write leaves no `<step>/` behind, only a temporary directory that the next run
 deletes. What the rename cannot guard against is a checkpoint damaged later (bytes flipped on disk,
-files lost in a copy): TensorStore reads flipped bytes in array data without complaint, so every
-restore recomputes the fingerprint and checks the arrays are finite, and a checkpoint that fails is
+files lost or mixed up in a copy): a flipped byte in compressed array data can decode to other
+values without complaint, and another checkpoint's arrays read back fine, so every restore
+recomputes the fingerprint and checks the arrays are finite, and a checkpoint that fails is
 reported as unreadable instead of being used.
 """
 
@@ -156,9 +157,13 @@ def set_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) ->
 
 
 def _first_line(error: BaseException) -> str:
-    """The first line of an error's message, at most 200 characters (TensorStore's run to pages)."""
+    """The first line of an error's message, at most 200 characters (TensorStore's run to pages).
+
+    TensorStore's pointer to its "full details" (the repr of a bound method) is dropped.
+    """
     text = str(error).strip()
     line = text.splitlines()[0] if text else type(error).__name__
+    line = line.split(" See full TensorStore details")[0]
     return line if len(line) <= 200 else line[:197] + "..."
 
 

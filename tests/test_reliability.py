@@ -202,7 +202,14 @@ def flip_bytes(path: str) -> None:
 
 
 def flip_array_bytes(checkpoint_dir):
+    """Flips bytes in zstd-compressed array data: TensorStore fails to decode them or decodes other values."""
     flip_bytes(largest_array_file(checkpoint_dir))
+
+
+def replace_arrays(checkpoint_dir, other_checkpoint_dir):
+    """Puts another checkpoint's arrays in place of this one's (a copy mix-up TensorStore reads without complaint)."""
+    shutil.rmtree(os.path.join(checkpoint_dir, "state"))
+    shutil.copytree(os.path.join(other_checkpoint_dir, "state"), os.path.join(checkpoint_dir, "state"))
 
 
 def truncate_array_file(checkpoint_dir):
@@ -226,7 +233,7 @@ def test_damaged_checkpoints_are_named_and_skipped_never_used(uninterrupted, dat
     original, final_state = uninterrupted
     workdir = tmp_path / "run"
     shutil.copytree(original, workdir)
-    flip_array_bytes(workdir / "checkpoints" / "60")  # read back without complaint by TensorStore
+    replace_arrays(workdir / "checkpoints" / "60", workdir / "checkpoints" / "30")
     flip_meta_json_bytes(workdir / "checkpoints" / "50")
     shutil.copytree(workdir, tmp_path / "two_damaged")
     capsys.readouterr()
@@ -244,8 +251,8 @@ def test_damaged_checkpoints_are_named_and_skipped_never_used(uninterrupted, dat
     with pytest.raises(UserError, match=f"no checkpoint in {workdir} is readable \\(step 60: .*; step 50: .*; "
                                         f"step 40: .*; step 30: .*\\); move {workdir}/checkpoints away"):
         trained.load(str(workdir))
-    report("bytes flipped in array data, bytes flipped in JSON metadata, array data cut in half, metadata file "
-           "removed (one checkpoint each): each named, never used")
+    report("another checkpoint's arrays in place, bytes flipped in JSON metadata, array data cut in half, metadata "
+           "file removed (one checkpoint each): each named, never used")
 
     workdir = tmp_path / "two_damaged"
     resumed = train.train_and_evaluate(fault_config(data_dir), str(workdir))
@@ -265,8 +272,9 @@ def test_damaged_checkpoints_are_named_and_skipped_never_used(uninterrupted, dat
                              cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
                              timeout=300)
     assert process.returncode == 0 and "Traceback" not in process.stderr, process.stderr
-    assert error_line(process).startswith(f"Warning: the checkpoint at step 60 in {workdir} is unreadable (its "
-                                          f"arrays differ from the ones saved")
+    warning = error_line(process)
+    assert warning.startswith(f"Warning: the checkpoint at step 60 in {workdir} is unreadable (")
+    assert warning.endswith("); sampling from step 50.") and len(warning) < 400, warning
     assert "from step 50 of" in process.stdout and np.load(out).shape == (4, 28, 28, 1)
     report("sample.py on bytes flipped in the newest checkpoint: named in a warning, sampled from step 50")
 
