@@ -68,12 +68,7 @@ CHUNK_STEPS = 100  # 2-D steps per compiled call
 
 def method_config(mixture: str, method: str, steps: int | None):
     config = CONFIGS[mixture].get_config()
-    for key, value in METHODS[method].items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(METHODS[method])
     config.batch_size *= config.model.d_pack
     if steps:
         config.steps = steps

@@ -155,7 +155,7 @@ class TorchSNGANGenerator(nn.Module):
         super().__init__()
         n = models.num_upsamplings(image_size)
         self.start = image_size >> n
-        self.widths = resnet._channels(n, width)[::-1]  # G's channels are D's reversed
+        self.widths = resnet.block_channels(n, width)[::-1]  # G's channels are D's reversed
         self.linear = nn.Linear(latent_dim, self.start * self.start * self.widths[0])
         self.blocks = nn.ModuleList(TorchGBlock(c_in, c_out, num_classes)
                                     for c_in, c_out in zip(self.widths, self.widths[1:]))
@@ -200,7 +200,7 @@ class TorchSNGANDiscriminator(nn.Module):
     def __init__(self, image_size, channels, num_classes, width):
         super().__init__()
         n = models.num_upsamplings(image_size)
-        widths = resnet._channels(n, width)
+        widths = resnet.block_channels(n, width)
         # n halving blocks, then one that keeps the 4x4..7x7 map; the first has no pre-activation.
         self.blocks = nn.Sequential(*(TorchDBlock(c_in, c_out, downsample=i < n, preactivation=i > 0)
                                       for i, (c_in, c_out) in enumerate(zip([channels, *widths], widths))))

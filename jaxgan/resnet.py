@@ -31,7 +31,7 @@ _GLOROT_RELU = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 _ORTHOGONAL = nn.initializers.orthogonal()
 
 
-def _channels(n: int, width: int) -> list[int]:
+def block_channels(n: int, width: int) -> list[int]:
     """Channels of D's n + 1 blocks for n halvings of the resolution; G's n + 1 maps are these reversed."""
     return [width if n <= 3 else width << i for i in range(n + 1)]
 
@@ -203,7 +203,7 @@ class SNGANGenerator(nn.Module):
         """
         n = num_upsamplings(self.image_size)
         start = self.image_size >> n
-        channels = _channels(n, self.width)[::-1]
+        channels = block_channels(n, self.width)[::-1]
         x = nn.Dense(start * start * channels[0], kernel_init=_GLOROT, name="linear")(z)
         x = x.reshape(z.shape[0], start, start, channels[0])
         norm = functools.partial(ConditionalBatchNorm, self.num_classes)
@@ -250,7 +250,7 @@ class BigGANGenerator(nn.Module):
             shared = class_lookup(nn.Embed(self.num_classes, self.shared_dim, embedding_init=_ORTHOGONAL,
                                            name="shared_embedding"), labels)
             conditions = [jnp.concatenate([chunk, shared], axis=-1) for chunk in conditions]
-        channels = _channels(n, self.width)[::-1]
+        channels = block_channels(n, self.width)[::-1]
         linear = nn.Dense(start * start * channels[0], kernel_init=_ORTHOGONAL, name="linear")
         x = _maybe_spectral_norm(linear, True, train)(chunks[0])
         x = x.reshape(z.shape[0], start, start, channels[0])
@@ -296,7 +296,7 @@ class SNGANDiscriminator(nn.Module):
         n = num_upsamplings(images.shape[1])
         _check_attention_resolution(self.attention_resolution, [images.shape[1] >> (i + 1) for i in range(n)])
         x = images
-        for i, features in enumerate(_channels(n, self.width)):
+        for i, features in enumerate(block_channels(n, self.width)):
             if i == n and self.mbstd_group > 0:
                 x = minibatch_stddev(x, self.mbstd_group)
             x = _DBlock(features, downsample=i < n, preactivation=i > 0, kernel_init=self.kernel_init,

@@ -156,9 +156,11 @@ def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
     if "batch_stats" in d_variables:
         # As torch's spectral_norm does: start training with converged power-iteration vectors, not
         # random ones, so D's first steps are not taken with underestimated spectral norms.
-        for _ in range(15):
-            _, updates = discriminator.apply(d_variables, images, labels, update_stats=True, mutable=["batch_stats"])
-            d_variables = {**d_variables, **updates}
+        def power_iteration(_, variables):
+            _, updates = discriminator.apply(variables, images, labels, update_stats=True, mutable=["batch_stats"])
+            return {**variables, **updates}
+
+        d_variables = jax.lax.fori_loop(0, 15, power_iteration, d_variables)  # D traced once, not 15 times
     g_tx, d_tx = build_optimizers(config)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -724,9 +726,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             allowed_changes = check_resumable(config, json.load(f), workdir)
     mesh = make_mesh()
     try:
-        abstract_state = jax.eval_shape(lambda: init_state(config, generator, discriminator, image_shape))
+        # Traced once: its output shapes are the abstract state, and it is compiled only for a fresh start.
+        traced_init = jax.jit(lambda: init_state(config, generator, discriminator, image_shape),
+                              out_shardings=NamedSharding(mesh, PartitionSpec())).trace()
     except ValueError as e:  # a model option that does not fit these images (latent chunks, attention resolution)
         raise UserError(f"--config.model: {e}") from None
+    abstract_state = traced_init.out_info
     compile_start = time.perf_counter()
     # Before anything is written: a step too big for the memory leaves no trace in the workdir.
     step_fn = compile_step(config, generator, discriminator, mesh, abstract_state, image_shape)
@@ -746,8 +751,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     manager = checkpoint.open_manager(workdir, config.keep_checkpoints)
     try:
         try:
-            return _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh, manager,
-                                     abstract_state, step_fn, compile_seconds, evaluator)
+            return _resume_and_train(config, workdir, pipeline, generator, mesh, manager, traced_init, step_fn,
+                                     compile_seconds, evaluator)
         finally:
             manager.close()  # waits for the checkpoint being written, also after an error (a non-finite stop)
     except Exception as error:
@@ -784,16 +789,17 @@ def _write_failure(error: BaseException) -> str | None:
     return None
 
 
-def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh, manager, abstract_state,
-                      step_fn, compile_seconds, evaluator):
-    """Restores the newest readable checkpoint or starts afresh, then trains with `step_fn`; returns the last state."""
+def _resume_and_train(config, workdir, pipeline, generator, mesh, manager, traced_init, step_fn, compile_seconds,
+                      evaluator):
+    """Restores the newest readable checkpoint or starts afresh (`traced_init`: the traced, replicated
+    `init_state`), then trains with `step_fn`; returns the last state."""
     is_main = jax.process_index() == 0
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def restore_step(step):
         meta = checkpoint.restore_meta(manager, step)
         check_resumable(config, meta["config"], workdir)  # checkpoints copied without their config.json
-        return checkpoint.restore(manager, step, meta, abstract_state, replicated)
+        return checkpoint.restore(manager, step, meta, traced_init.out_info, replicated)
 
     state = None
     if manager.all_steps():
@@ -817,8 +823,7 @@ def _resume_and_train(config, workdir, pipeline, generator, discriminator, mesh,
               f"training {workdir} from step {start} to {config.steps} "
               f"on {jax.device_count()} {jax.devices()[0].platform} device(s).", flush=True)
     if state is None:
-        state = jax.jit(lambda: init_state(config, generator, discriminator, pipeline.image_shape),
-                        out_shardings=replicated)()
+        state = traced_init.lower().compile()()
     if is_main:
         sampling.write_atomically(os.path.join(workdir, "config.json"),
                                   lambda f: f.write(config.to_json(indent=2).encode()))

@@ -34,9 +34,10 @@ def data_dir(tmp_path_factory):
     return path
 
 
-# The default config shrunk to a model and run that take seconds on a CPU (dotted keys).
+# The default config shrunk to a model and run that take seconds on a CPU (dotted keys). Without the
+# in-memory cache a run decodes only the 32 pictures it reads, not all 4,000 of jaxgan_digits.
 TINY = {"steps": 4, "batch_size": 8, "model.latent_dim": 8, "model.g_width": 8, "model.d_width": 8,
-        "log_every": 2, "checkpoint_every": 2, "sample_every": 2}
+        "log_every": 2, "checkpoint_every": 2, "sample_every": 2, "data.cache_mb": 0}
 
 
 def make_tiny_config(data_dir: str):
@@ -45,12 +46,7 @@ def make_tiny_config(data_dir: str):
     from configs import default
 
     config = default.get_config()
-    for key, value in TINY.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(TINY)
     config.data.data_dir = data_dir
     return config
 

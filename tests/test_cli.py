@@ -73,8 +73,7 @@ def test_bad_flag_value_is_one_clear_line(data_dir, tmp_path, tiny_config):
                                 ("augment.policy", "blur", "unknown augmentation op(s) 'blur'"),
                                 ("eval_every", -1, "--config.eval_every=-1 must be 0 (never) or a positive integer")):
         config = tiny_config.copy_and_resolve_references()
-        *section, leaf = key.split(".")
-        (config[section[0]] if section else config)[leaf] = value
+        config.update_from_flattened_dict({key: value})
         with pytest.raises(UserError) as error:
             train.validate(config)
         assert message in str(error.value)

@@ -1,4 +1,5 @@
-"""Every config in configs/ loads, names its data, trains on that data's shapes and checkpoints."""
+"""Every config in configs/ loads, names its data and traces its train step on that data's shapes;
+one config of each model family, at its smallest images, also trains and checkpoints."""
 
 import glob
 import importlib.util
@@ -36,8 +37,19 @@ def shrunk(config):
     return config
 
 
+# Compiling a step takes most of this file's time: the other configs of a family differ in data,
+# image size and settings that tracing the step at their shapes checks.
+TRAINED_CONFIGS = {"default.py", "digits_sngan.py", "digits_biggan.py", "folder_stylegan2.py", "ring8.py"}
+
+
+def test_the_trained_configs_cover_every_model_family():
+    families = {load_config(path).model.name for path in CONFIG_FILES}
+    trained = {load_config(path).model.name for path in CONFIG_FILES if os.path.basename(path) in TRAINED_CONFIGS}
+    assert trained == families
+
+
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=[os.path.basename(p) for p in CONFIG_FILES])
-def test_config_trains_two_steps_and_round_trips_a_checkpoint(path, data_dir, tmp_path):
+def test_config_traces_its_step_and_its_family_trains_and_round_trips_a_checkpoint(path, data_dir, tmp_path):
     config = shrunk(load_config(path))
     assert REQUIRED_KEYS <= set(config.keys())
     config.data.data_dir = data_dir
@@ -53,9 +65,18 @@ def test_config_trains_two_steps_and_round_trips_a_checkpoint(path, data_dir, tm
         batches = [pipeline.batch(step) for step in range(2)]
     assert batches[0]["image"].shape == (config.batch_size * config.optim.n_dis, *pipeline.image_shape)
     generator, discriminator = train.build_models(config, pipeline.image_shape, dataset.num_classes)
+    abstract_state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, pipeline.image_shape))
+    step = train.make_step(config, generator, discriminator)
+    abstract_next, abstract_metrics = jax.eval_shape(step, abstract_state, batches[0])
+    assert jax.tree.map(lambda x: (x.shape, x.dtype), abstract_next) == jax.tree.map(
+        lambda x: (x.shape, x.dtype), abstract_state)  # the state keeps its shapes: no recompilation
+    assert abstract_metrics["d_loss"].shape == ()
+    if os.path.basename(path) not in TRAINED_CONFIGS:
+        return
+
     # Compiled whole, as train.py does: run op by op, init would compile each of its hundreds of ops.
     state = jax.jit(lambda: train.init_state(config, generator, discriminator, pipeline.image_shape))()
-    step = jax.jit(train.make_step(config, generator, discriminator))
+    step = jax.jit(step)
     for batch in batches:
         new_state, metrics = step(state, batch)
         assert float(metrics["skipped"]) == 0 and np.isfinite(float(metrics["d_loss"]))
@@ -66,7 +87,6 @@ def test_config_trains_two_steps_and_round_trips_a_checkpoint(path, data_dir, tm
     manager = checkpoint.open_manager(str(tmp_path / "run"))
     checkpoint.save(manager, state, config, pipeline.image_shape, dataset.class_names)
     manager.wait_until_finished()
-    abstract_state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, pipeline.image_shape))
     restored = checkpoint.restore(manager, 2, checkpoint.restore_meta(manager, 2), abstract_state,
                                   jax.sharding.SingleDeviceSharding(jax.devices()[0]))
     manager.close()

@@ -66,9 +66,7 @@ def test_mixture_pipeline_is_a_pure_function_of_seed_and_step_split_over_process
 ])
 def test_bad_2d_settings_are_one_clear_line(change, message, tmp_path):
     config = small(ring8.get_config())
-    for key, value in change.items():
-        section, leaf = key.split(".") if "." in key else (None, key)
-        (config[section] if section else config)[leaf] = value
+    config.update_from_flattened_dict(change)
     with pytest.raises(UserError, match=message):
         train.train_and_evaluate(config, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")
