@@ -21,7 +21,7 @@ train: install
 	$(VENV)/bin/python train.py $(ARGS)
 
 test: install browser
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q -n auto tests
 
 # The browser is the system's, not one a test tool downloads: chromedriver matches it exactly.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
