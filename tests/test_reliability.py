@@ -24,7 +24,7 @@ from absl import flags
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, make_tiny_config, tiny_flags, tree_equal
+from conftest import ROOT, make_tiny_config, run_script, tiny_flags, tree_equal
 from jaxgan import augment, data, train, trained
 from jaxgan.errors import UserError
 from test_cli import error_line
@@ -268,9 +268,7 @@ def test_damaged_checkpoints_are_named_and_skipped_never_used(uninterrupted, dat
 
     flip_array_bytes(workdir / "checkpoints" / "60")
     out = tmp_path / "x.npy"
-    process = subprocess.run([sys.executable, "sample.py", "--workdir", str(workdir), "--num", "4", "--out", str(out)],
-                             cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
-                             timeout=300)
+    process = run_script("sample.py", "--workdir", str(workdir), "--num", "4", "--out", str(out))
     assert process.returncode == 0 and "Traceback" not in process.stderr, process.stderr
     warning = error_line(process)
     assert warning.startswith(f"Warning: the checkpoint at step 60 in {workdir} is unreadable (")
