@@ -20,8 +20,10 @@ $(INSTALLED): pyproject.toml
 train: install
 	$(VENV)/bin/python train.py $(ARGS)
 
+# --dist loadfile: each test file runs whole on one worker, so its module-scoped fixtures (the runs
+# on 1/2/4/8 devices) are made once; interleaved with other files' tests they were made again.
 test: install browser
-	$(VENV)/bin/python -m pytest -q -n auto tests
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile tests
 
 # The browser is the system's, not one a test tool downloads: chromedriver matches it exactly.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -28,15 +28,37 @@ EPOCHS = 8
 TRAINING_VERSION = 1
 
 
+@jax.custom_vjp
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """`nn.max_pool(x, (2, 2), (2, 2))`, float [N, H, W, C] with even H, W -> [N, H/2, W/2, C], with the
+    same gradient (to the first maximum of each block in row-major order) computed 10 times faster on
+    XLA:CPU than its select-and-scatter, which took most of the classifier's training time."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _max_pool_forward(x):
+    return max_pool_2x2(x), x
+
+
+def _max_pool_backward(x, grad):
+    n, h, w, c = x.shape
+    blocks = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
+    first_max = jnp.argmax(blocks, axis=-1)[..., None] == jnp.arange(4)
+    routed = jnp.where(first_max, grad[..., None], 0.0).reshape(n, h // 2, w // 2, c, 2, 2)
+    return (routed.transpose(0, 1, 4, 2, 5, 3).reshape(n, h, w, c),)
+
+
+max_pool_2x2.defvjp(_max_pool_forward, _max_pool_backward)
+
+
 class DigitClassifier(nn.Module):
     """images float [N, 28, 28, 1] in [-1, 1] -> (features float [N, 128] >= 0, logits float [N, 10])."""
 
     @nn.compact
     def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = nn.relu(nn.Conv(32, (3, 3))(images))
-        x = nn.max_pool(x, (2, 2), (2, 2))
-        x = nn.relu(nn.Conv(64, (3, 3))(x))
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = max_pool_2x2(nn.relu(nn.Conv(32, (3, 3))(images)))
+        x = max_pool_2x2(nn.relu(nn.Conv(64, (3, 3))(x)))
         features = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
         return features, nn.Dense(10)(features)
 

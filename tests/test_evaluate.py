@@ -35,6 +35,20 @@ def test_digit_classifier_is_accurate_and_cached_with_its_accuracy(digit_classif
     np.testing.assert_array_equal(again.predict(test_set["image"]), digit_classifier.predict(test_set["image"]))
 
 
+def test_classifier_max_pool_has_flax_max_pool_values_and_gradient_even_on_ties():
+    import flax.linen as nn
+    import jax
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (4, 8, 6, 3)).astype(np.float32)  # values 0-2: most 2x2 blocks hold a tie
+    upstream = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    pooled, backward = jax.vjp(classifier.max_pool_2x2, x)
+    expected, expected_backward = jax.vjp(lambda x: nn.max_pool(x, (2, 2), (2, 2)), x)
+    np.testing.assert_array_equal(pooled, expected)
+    np.testing.assert_array_equal(backward(upstream)[0], expected_backward(upstream)[0])
+    assert np.count_nonzero(backward(upstream)[0]) == upstream.size  # one position per block gets it
+
+
 def real_digit_generator(data_dir):
     """A 'generator' that returns real training digits of the requested classes, in turn."""
     train = data.Pipeline(data.load_dataset("jaxgan_digits", "train", "label", data_dir), 0, 4000).batch(0)
