@@ -1,7 +1,7 @@
 """Mode coverage: PacGAN's 2-D mixtures and Stacked MNIST, mean ± standard error over seeds.
 
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
-       [--steps N] [--no-ema] [--out benchmarks/results/mode_coverage]
+       [--steps N] [--no-ema] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
 
 2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): for each method, trains the
 seeds AT ONCE (`jax.vmap` of train.py's own step over the seed: run s is exactly `python train.py
@@ -17,12 +17,14 @@ printed) and counts the modes hit of 1,000 and KL(generated mode histogram || un
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
-code), "GAN + mbstd" (a minibatch-stddev feature in D). Prints a markdown table beside the
+code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable)
+changes a config key for every method, as `--config.optim.lr_decay=linear` does for train.py. Prints a markdown table beside the
 published rows and writes to --out: table.md, results.json (every seed's numbers) and
 NAME_METHOD.png (seed 0's samples: over the modes for 2-D, an 8x8 grid for Stacked MNIST).
 """
 
 import argparse
+import ast
 import functools
 import json
 import os
@@ -40,6 +42,7 @@ sys.path.insert(0, ROOT)
 
 from configs import grid25, ring8, stacked_mnist  # noqa: E402
 from jaxgan import classifier, mixtures, sampling, train, trained  # noqa: E402
+from jaxgan.errors import UserError  # noqa: E402
 
 CONFIGS = {"ring8": ring8, "grid25": grid25, "stacked_mnist": stacked_mnist}
 DEFAULT_SEEDS = {"ring8": 10, "grid25": 10, "stacked_mnist": 5}
@@ -66,9 +69,31 @@ STACKED_MODES = 1000
 CHUNK_STEPS = 100  # 2-D steps per compiled call
 
 
-def method_config(mixture: str, method: str, steps: int | None):
+def parse_overrides(pairs: list[str]) -> dict:
+    """`--set` values ["optim.lr_decay=linear", "optim.g_lr=2e-4"] -> {"optim.lr_decay": "linear", "optim.g_lr": 0.0002}."""
+    overrides = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key:
+            raise UserError(f"--set {pair}: write KEY=VALUE, e.g. --set optim.lr_decay=linear")
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text  # a word: linear, hinge
+    return overrides
+
+
+def method_config(mixture: str, method: str, steps: int | None, overrides: dict | None = None):
     config = CONFIGS[mixture].get_config()
     config.update_from_flattened_dict(METHODS[method])
+    config.lock()  # a key the config lacks is an error, not a new key
+    for key, value in (overrides or {}).items():
+        try:
+            config.update_from_flattened_dict({key: value})
+        except (KeyError, AttributeError, TypeError) as e:
+            raise UserError(f"--set {key}={value}: not a key of configs/{mixture}.py or not a value it takes "
+                            f"({type(e).__name__}: {e})") from None
+    config.unlock()
     config.batch_size *= config.model.d_pack
     if steps:
         config.steps = steps
@@ -138,6 +163,8 @@ def main() -> None:
                         "for 2-D, 5 for Stacked MNIST)")
     parser.add_argument("--steps", type=int, default=None, help="default: the config's")
     parser.add_argument("--no-ema", action="store_true", help="score the raw generator, not its EMA")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config key for every method, e.g. optim.lr_decay=linear (repeatable)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
     args = parser.parse_args()
     benchmark_names, method_names = args.only.split(","), args.methods.split(",")
@@ -147,6 +174,13 @@ def main() -> None:
     for name in method_names:
         if name not in METHODS:
             sys.exit(f"mode_coverage.py: error: --methods {name}: choose from {', '.join(METHODS)}")
+    try:
+        overrides = parse_overrides(args.set)
+        for benchmark in benchmark_names:  # every key checked before anything trains
+            for method in method_names:
+                method_config(benchmark, method, args.steps, overrides)
+    except UserError as e:
+        sys.exit(f"mode_coverage.py: error: {e}")
     os.makedirs(args.out, exist_ok=True)
     results, lines = [], []
     start = time.perf_counter()
@@ -165,7 +199,7 @@ def main() -> None:
                       "| method | steps | modes (mean ± SE) | all modes in | high quality % | reverse KL | train s |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
         for method in method_names:
-            config = method_config(benchmark, method, args.steps)
+            config = method_config(benchmark, method, args.steps, overrides)
             method_start = time.perf_counter()
             picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
             if benchmark == "stacked_mnist":
@@ -184,11 +218,12 @@ def main() -> None:
             full = sum(s["modes"] == num_modes for s in scores)
             quality = ("" if benchmark == "stacked_mnist" else
                        f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
-            label = f"jaxgan {method}" + (" (raw G)" if args.no_ema else "")
+            label = f"jaxgan {method}" + (" (raw G)" if args.no_ema else "") + "".join(
+                f", {key}={value}" for key, value in overrides.items())
             lines.append(f"| {label} | {config.steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(seeds)} |"
                          f"{quality} {kl:.3f} | {seconds:.0f} |")
             print(lines[-1], flush=True)
-            results.append({"benchmark": benchmark, "method": method, "keys": METHODS[method],
+            results.append({"benchmark": benchmark, "method": method, "keys": {**METHODS[method], **overrides},
                             "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
                             "generator": "raw" if args.no_ema else "EMA",
                             "scores": scores, "train_seconds": seconds})

@@ -172,3 +172,25 @@ def test_a_2d_run_trains_and_samples_without_tensorflow(tmp_path):
                          env=hidden)
     assert sampled.returncode == 0, sampled.stderr
     assert np.load(tmp_path / "points.npy").shape == (10, 2)
+
+
+def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import mode_coverage
+
+    overrides = mode_coverage.parse_overrides(["optim.lr_decay=linear", "optim.g_lr=2e-4"])
+    assert overrides == {"optim.lr_decay": "linear", "optim.g_lr": 2e-4}
+    config = mode_coverage.method_config("grid25", "PacGAN2", 10, overrides)
+    assert (config.optim.lr_decay, config.optim.g_lr, config.optim.d_lr, config.batch_size, config.steps) == (
+        "linear", 2e-4, 1e-4, 200, 10)
+    for pairs, message in ((["optim.lr_decay=cosine"], "must be 'constant' or 'linear'"),
+                           (["steps"], "write KEY=VALUE")):
+        with pytest.raises(UserError, match=message):
+            mode_coverage.method_config("ring8", "GAN", None, mode_coverage.parse_overrides(pairs))
+    out = tmp_path / "out"
+    process = run_script("benchmarks/mode_coverage.py", "--only", "ring8", "--set", "optim.no_such_key=1",
+                         "--out", str(out))
+    assert process.returncode != 0 and "Traceback" not in process.stderr
+    assert process.stderr.strip().splitlines()[-1].startswith(
+        "mode_coverage.py: error: --set optim.no_such_key=1: not a key of configs/ring8.py")
+    assert not out.exists()
