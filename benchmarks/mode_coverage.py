@@ -17,9 +17,9 @@ printed) and counts the modes hit of 1,000 and KL(generated mode histogram || un
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
-code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable)
-changes a config key for every method, as `--config.optim.lr_decay=linear` does for train.py. Prints a markdown table beside the
-published rows and writes to --out: table.md, results.json (every seed's numbers) and
+code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable;
+the value a Python literal or a word) changes a config key for every method. Prints a markdown table
+beside the published rows and writes to --out: table.md, results.json (every seed's numbers) and
 NAME_METHOD.png (seed 0's samples: over the modes for 2-D, an 8x8 grid for Stacked MNIST).
 """
 
@@ -70,7 +70,8 @@ CHUNK_STEPS = 100  # 2-D steps per compiled call
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """`--set` values ["optim.lr_decay=linear", "optim.g_lr=2e-4"] -> {"optim.lr_decay": "linear", "optim.g_lr": 0.0002}."""
+    """`--set` values ["optim.lr_decay=linear", "optim.g_lr=2e-4"] -> {"optim.lr_decay": "linear",
+    "optim.g_lr": 0.0002}."""
     overrides = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
@@ -83,16 +84,24 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
+# Keys the benchmark sets itself, per run or per method: --set must not override them silently.
+BENCHMARK_KEYS = {"seed": "--seeds", "steps": "--steps", "batch_size": "--methods", "model.d_pack": "--methods",
+                  "model.d_mbstd_group": "--methods"}
+
+
 def method_config(mixture: str, method: str, steps: int | None, overrides: dict | None = None):
     config = CONFIGS[mixture].get_config()
     config.update_from_flattened_dict(METHODS[method])
     config.lock()  # a key the config lacks is an error, not a new key
     for key, value in (overrides or {}).items():
+        if key in BENCHMARK_KEYS:
+            raise UserError(f"--set {key}: the benchmark sets it; use {BENCHMARK_KEYS[key]}")
         try:
             config.update_from_flattened_dict({key: value})
-        except (KeyError, AttributeError, TypeError) as e:
-            raise UserError(f"--set {key}={value}: not a key of configs/{mixture}.py or not a value it takes "
-                            f"({type(e).__name__}: {e})") from None
+        except (KeyError, AttributeError):
+            raise UserError(f"--set {key}: configs/{mixture}.py has no such key") from None
+        except TypeError as e:
+            raise UserError(f"--set {key}={value}: {e}") from None
     config.unlock()
     config.batch_size *= config.model.d_pack
     if steps:

@@ -30,7 +30,7 @@ def load_config(path):
 
 def shrunk(config):
     """`config` at a width and batch that train in seconds; everything else (architecture, loss,
-    penalties, augmentation, schedule, image size) as the config has it."""
+    penalties, augmentation, schedule, image size: but see the folder configs below) as the config has it."""
     config.batch_size = 4
     config.model.g_width = config.model.d_width = 8
     config.model.mapping_layers = min(config.model.mapping_layers, 2)
