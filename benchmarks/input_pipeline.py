@@ -40,8 +40,7 @@ def step_images_per_second(config, image_shape, num_classes, steps: int) -> floa
 
     generator, discriminator = train.build_models(config, image_shape, num_classes)
     state = train.init_state(config, generator, discriminator, image_shape)
-    mesh = train.make_mesh()
-    step = train.jit_step(train.make_step(config, generator, discriminator), mesh)
+    step = train.jit_step(train.make_step(config, generator, discriminator), train.make_shardings())
     rng = np.random.default_rng(0)
     batch = {"image": rng.uniform(-1, 1, (config.batch_size, *image_shape)).astype(np.float32),
              "label": rng.integers(0, max(num_classes, 1), config.batch_size).astype(np.int32)}

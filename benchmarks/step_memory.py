@@ -52,7 +52,7 @@ def main() -> None:
         generator, discriminator = train.build_models(config, image_shape, num_classes)
         abstract_state = jax.eval_shape(lambda: train.init_state(config, generator, discriminator, image_shape))
         start = time.perf_counter()
-        compiled = train.compile_step(config, generator, discriminator, train.make_mesh(), abstract_state,
+        compiled = train.compile_step(config, generator, discriminator, train.make_shardings(), abstract_state,
                                       image_shape)
         seconds = time.perf_counter() - start
         memory = compiled.memory_analysis()

@@ -317,10 +317,9 @@ def jax_step_fn(config, image_shape, num_classes, real, labels):
     real: float32 [B * n_dis, H, W, C] in [-1, 1]; labels: int32 [B * n_dis] (train.make_step's batch).
     """
     generator, discriminator = train.build_models(config, image_shape, num_classes)
-    mesh = train.make_mesh()
     state = jax.jit(lambda: train.init_state(config, generator, discriminator, image_shape))()
     batch = {"image": jnp.asarray(real), "label": jnp.asarray(labels)}
-    step = train.jit_step(train.make_step(config, generator, discriminator), mesh)
+    step = train.jit_step(train.make_step(config, generator, discriminator), train.make_shardings())
     started = time.perf_counter()
     lowered = step.lower(state, batch)
     compiled = lowered.compile()

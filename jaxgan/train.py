@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -432,18 +432,24 @@ def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimin
     return step
 
 
-def make_mesh() -> jax.sharding.Mesh:
-    """All devices of all processes on one "data" axis: batch sharded, parameters replicated."""
+class Shardings(NamedTuple):
+    """Where arrays lie on the mesh of all devices of all processes (one "data" axis)."""
+
+    replicated: NamedSharding  # the state, metrics and sampling inputs: whole on every device
+    batch: NamedSharding  # batches: their rows split over the devices
+
+
+def make_shardings() -> Shardings:
+    """Batches sharded over every device of every process; everything else replicated."""
     # Auto axes: XLA propagates shardings from the explicit in/out shardings of the step.
-    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    return Shardings(NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data")))
 
 
-def jit_step(step: Callable, mesh: jax.sharding.Mesh) -> Callable:
+def jit_step(step: Callable, shardings: Shardings) -> Callable:
     """`step` compiled with explicit shardings, the input state donated (updated in place)."""
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
-    return jax.jit(step, in_shardings=(replicated, batch_sharding),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
+    return jax.jit(step, in_shardings=(shardings.replicated, shardings.batch),
+                   out_shardings=(shardings.replicated, shardings.replicated), donate_argnums=0)
 
 
 def make_generate(generator: models.Generator) -> Callable:
@@ -645,7 +651,7 @@ def device_memory_bytes() -> int:
 
 
 def compile_step(config: ml_collections.ConfigDict, generator: models.Generator, discriminator: models.Discriminator,
-                 mesh: jax.sharding.Mesh, abstract_state: TrainState, image_shape: tuple[int, int, int]):
+                 shardings: Shardings, abstract_state: TrainState, image_shape: tuple[int, int, int]):
     """The step compiled for `abstract_state` and batches of `image_shape`, before any array exists.
 
     Refuses, with a clear error, a step that does not fit in one device's memory, so that a huge batch
@@ -659,7 +665,7 @@ def compile_step(config: ml_collections.ConfigDict, generator: models.Generator,
     inputs_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract_state))
     inputs_bytes += sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(batch)) // jax.device_count()
     _refuse_if_over_memory(inputs_bytes, config)
-    compiled = jit_step(make_step(config, generator, discriminator), mesh).lower(abstract_state, batch).compile()
+    compiled = jit_step(make_step(config, generator, discriminator), shardings).lower(abstract_state, batch).compile()
     memory = compiled.memory_analysis()
     _refuse_if_over_memory(memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
                            + memory.temp_size_in_bytes, config)
@@ -724,17 +730,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if os.path.exists(saved_config_path):
         with open(saved_config_path) as f:
             allowed_changes = check_resumable(config, json.load(f), workdir)
-    mesh = make_mesh()
+    shardings = make_shardings()
     try:
         # Traced once: its output shapes are the abstract state, and it is compiled only for a fresh start.
         traced_init = jax.jit(lambda: init_state(config, generator, discriminator, image_shape),
-                              out_shardings=NamedSharding(mesh, PartitionSpec())).trace()
+                              out_shardings=shardings.replicated).trace()
     except ValueError as e:  # a model option that does not fit these images (latent chunks, attention resolution)
         raise UserError(f"--config.model: {e}") from None
     abstract_state = traced_init.out_info
     compile_start = time.perf_counter()
     # Before anything is written: a step too big for the memory leaves no trace in the workdir.
-    step_fn = compile_step(config, generator, discriminator, mesh, abstract_state, image_shape)
+    step_fn = compile_step(config, generator, discriminator, shardings, abstract_state, image_shape)
     compile_seconds = time.perf_counter() - compile_start
     evaluator = None
     if config.eval_every:
@@ -751,7 +757,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     manager = checkpoint.open_manager(workdir, config.keep_checkpoints)
     try:
         try:
-            return _resume_and_train(config, workdir, pipeline, generator, mesh, manager, traced_init, step_fn,
+            return _resume_and_train(config, workdir, pipeline, generator, shardings, manager, traced_init, step_fn,
                                      compile_seconds, evaluator)
         finally:
             manager.close()  # waits for the checkpoint being written, also after an error (a non-finite stop)
@@ -789,17 +795,16 @@ def _write_failure(error: BaseException) -> str | None:
     return None
 
 
-def _resume_and_train(config, workdir, pipeline, generator, mesh, manager, traced_init, step_fn, compile_seconds,
-                      evaluator):
+def _resume_and_train(config, workdir, pipeline, generator, shardings, manager, traced_init, step_fn,
+                      compile_seconds, evaluator):
     """Restores the newest readable checkpoint or starts afresh (`traced_init`: the traced, replicated
     `init_state`), then trains with `step_fn`; returns the last state."""
     is_main = jax.process_index() == 0
-    replicated = NamedSharding(mesh, PartitionSpec())
 
     def restore_step(step):
         meta = checkpoint.restore_meta(manager, step)
         check_resumable(config, meta["config"], workdir)  # checkpoints copied without their config.json
-        return checkpoint.restore(manager, step, meta, traced_init.out_info, replicated)
+        return checkpoint.restore(manager, step, meta, traced_init.out_info, shardings.replicated)
 
     state = None
     if manager.all_steps():
@@ -833,20 +838,20 @@ def _resume_and_train(config, workdir, pipeline, generator, mesh, manager, trace
         best_manager = checkpoint.open_manager(os.path.join(workdir, "best"), config.eval.keep_best,
                                                best_metric=best_metric, lower_is_better=BEST_METRICS[best_metric][1])
     try:
-        return _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, evaluator,
+        return _train_loop(config, workdir, pipeline, generator, shardings, manager, step_fn, state, start, evaluator,
                            best_manager)
     finally:
         if best_manager is not None:
             best_manager.close()
 
 
-def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, state, start, evaluator, best_manager):
+def _train_loop(config, workdir, pipeline, generator, shardings, manager, step_fn, state, start, evaluator,
+                best_manager):
     """Steps from `start` to `config.steps`, logging, sampling, evaluating and checkpointing; returns the last state.
 
     `evaluator` and `best_manager` (WORKDIR/best) are None unless `eval_every` > 0.
     """
     is_main = jax.process_index() == 0
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     metrics_log = MetricsLog(workdir, start)
     if evaluator and is_main:
         # TensorFlow is imported only here: its import costs seconds, and runs without in-training
@@ -858,10 +863,9 @@ def _train_loop(config, workdir, pipeline, generator, mesh, manager, step_fn, st
     mixture = pipeline.dataset.name if isinstance(pipeline.dataset, data.MixtureDataset) else None
     grid_z, grid_labels, grid_columns = _grid_inputs(config, len(class_names), mixture)
     # The same values on every process, laid out over all devices like the parameters.
-    replicated = NamedSharding(mesh, PartitionSpec())
-    grid_z, grid_labels = jax.device_put((np.asarray(grid_z), grid_labels), replicated)
+    grid_z, grid_labels = jax.device_put((np.asarray(grid_z), grid_labels), shardings.replicated)
     generate = make_generate(generator)
-    batches = (data.to_global(b, batch_sharding) for b in pipeline.batches(start, config.steps))
+    batches = (data.to_global(b, shardings.batch) for b in pipeline.batches(start, config.steps))
     batch = next(batches)
 
     window_start, window_sums, window_steps = time.perf_counter(), None, 0

@@ -15,7 +15,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxgan import checkpoint, sampling, train
 from jaxgan.errors import UserError
@@ -144,7 +143,7 @@ def load(workdir: str, step: int | None = None) -> TrainedGAN:
     if step is not None and step not in steps:
         raise UserError(f"no checkpoint at step {step} in {workdir}; it has steps {sorted(steps)}")
 
-    replicated = NamedSharding(train.make_mesh(), PartitionSpec())
+    replicated = train.make_shardings().replicated
     models_of = {}  # the checkpoints of a run share their models: build them (seconds) once
 
     def restore_step(restored_step):

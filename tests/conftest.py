@@ -91,3 +91,29 @@ def tree_equal(a, b) -> bool:
     leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
     return len(leaves_a) == len(leaves_b) and all(
         np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b))
+
+
+# A sitecustomize.py that makes TensorFlow look uninstalled: the path finder no longer sees it, so
+# imports raise ModuleNotFoundError and importlib.util.find_spec returns None, as on such a machine.
+HIDE_TENSORFLOW = """
+import importlib.machinery, sys
+
+
+class PathFinderWithoutTensorFlow(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [PathFinderWithoutTensorFlow if finder is importlib.machinery.PathFinder else finder
+                    for finder in sys.meta_path]
+"""
+
+
+def env_without_tensorflow(directory) -> dict:
+    """`run_script`'s `env` for a machine without TensorFlow (a sitecustomize.py written to `directory`)."""
+    with open(os.path.join(directory, "sitecustomize.py"), "w") as f:
+        f.write(HIDE_TENSORFLOW)
+    return {"PYTHONPATH": str(directory)}

@@ -30,7 +30,6 @@ def main() -> None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(args.coordinator, args.processes, args.process_id)
 
-    from jax.sharding import NamedSharding, PartitionSpec
 
     from conftest import make_tiny_config
     from jaxgan import data, losses, sampling, train
@@ -40,12 +39,12 @@ def main() -> None:
     config.log_every = config.checkpoint_every = config.sample_every = 1000
 
     # Gradients at the first step, with the batch sharded as train_and_evaluate shards it.
-    mesh = train.make_mesh()
+    shardings = train.make_shardings()
     generator, discriminator = train.build_models(config, (28, 28, 1), 10)
     state = jax.jit(lambda: train.init_state(config, generator, discriminator, (28, 28, 1)),
-                    out_shardings=NamedSharding(mesh, PartitionSpec()))()
+                    out_shardings=shardings.replicated)()
     pipeline = data.make_pipeline(data.open_dataset(config.data), config)
-    batch = data.to_global(pipeline.batch(0), NamedSharding(mesh, PartitionSpec("data")))
+    batch = data.to_global(pipeline.batch(0), shardings.batch)
 
     @jax.jit
     def first_gradients(state, batch):
@@ -67,9 +66,8 @@ def main() -> None:
     config.steps = args.steps
     final = train.train_and_evaluate(config, args.workdir)
     # Raw-generator samples (what `sample.py --no-ema` draws), inputs replicated over every device.
-    replicated = NamedSharding(mesh, PartitionSpec())
     z, labels = jax.device_put((np.asarray(sampling.latents(0, 16, 8)), sampling.block_labels(16, range(10))),
-                               replicated)
+                               shardings.replicated)
     samples = np.asarray(train.make_generate(generator)(final.g_params, final.g_batch_stats, z, labels))
     if jax.process_index() != 0:
         return

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_script, tiny_flags
+from conftest import ROOT, env_without_tensorflow, run_script, tiny_flags
 from jaxgan import train
 from jaxgan.errors import UserError
 
@@ -117,13 +117,16 @@ def test_folder_of_styles_end_to_end(data_dir, tmp_path):
         for i in range(4):
             Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "art" / style / f"{i}.png")
     workdir = str(tmp_path / "run")
+    # As on a GPU machine without TensorFlow: building the folder's dataset must not need it.
+    hidden = env_without_tensorflow(tmp_path)
     trained = run_script("train.py", "--config", "configs/folder.py", "--workdir", workdir,
                          f"--config.data.folder={tmp_path / 'art'}", "--config.data.image_size=32",
-                         *tiny_flags(data_dir, steps=2))
+                         *tiny_flags(data_dir, steps=2), env=hidden)
     assert trained.returncode == 0, trained.stderr
     assert "Building the dataset of 8 pictures" in trained.stdout
     out = str(tmp_path / "styles.npy")
-    sampled = run_script("sample.py", "--workdir", workdir, "--labels", "watercolor,ink", "--num", "4", "--out", out)
+    sampled = run_script("sample.py", "--workdir", workdir, "--labels", "watercolor,ink", "--num", "4", "--out", out,
+                         env=hidden)
     assert sampled.returncode == 0, sampled.stderr
     assert np.load(out).shape == (4, 32, 32, 3)
 

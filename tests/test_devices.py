@@ -1,4 +1,4 @@
-"""The same run on 1, 2, 4 and 8 devices, and on 2 processes: one computation, sharded differently.
+"""The same run on 1, 4 and 8 devices, and on 2 processes of 2: one computation, sharded differently.
 
 Each configuration runs in its own subprocess (the device count is fixed when JAX starts). Why two
 tolerances: after one step a real bug (per-device batch-norm statistics, per-device noise, a wrong
@@ -28,9 +28,10 @@ def run_devices(workdir, data_dir, out, devices, extra=()):
 def device_runs(data_dir, tmp_path_factory):
     """{device count: arrays of device_run.py}."""
     tmp = tmp_path_factory.mktemp("devices")
-    # All four at once: most of each run is single-threaded compilation, so they share the cores well.
+    # All three at once: most of each run is single-threaded compilation, so they share the cores well.
+    # (Two devices: the two processes below, and the explorer's pictures in tests/test_explorer.py.)
     processes = {devices: run_devices(tmp / f"run{devices}", data_dir, tmp / f"{devices}.npz", devices)
-                 for devices in (1, 2, 4, 8)}
+                 for devices in (1, 4, 8)}
     results = {}
     for devices, process in processes.items():
         output, _ = process.communicate(timeout=600)
@@ -44,7 +45,7 @@ def one_step_leaves(result):
             and not k.startswith("final/")}
 
 
-@pytest.mark.parametrize("devices", [2, 4, 8])
+@pytest.mark.parametrize("devices", [4, 8])
 def test_one_step_is_the_same_on_any_device_count(device_runs, devices):
     reference, sharded = device_runs[1], device_runs[devices]
     assert int(sharded["devices"]) == devices
@@ -57,7 +58,7 @@ def test_one_step_is_the_same_on_any_device_count(device_runs, devices):
         np.testing.assert_allclose(other[metric], first[metric], rtol=1e-4, err_msg=metric)
 
 
-@pytest.mark.parametrize("devices", [2, 4, 8])
+@pytest.mark.parametrize("devices", [4, 8])
 def test_twenty_steps_give_the_same_raw_generator_samples(device_runs, devices):
     np.testing.assert_allclose(device_runs[devices]["samples"], device_runs[1]["samples"], atol=5e-3)
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, env_without_tensorflow, run_script
 from jaxgan import data, mixtures, train, trained
 from jaxgan.errors import UserError
 
@@ -139,29 +139,9 @@ def test_minibatch_stddev_groups_that_would_mix_real_and_fake_are_refused(tiny_c
     train.validate(tiny_config)
 
 
-# A sitecustomize.py that makes TensorFlow look uninstalled: the path finder no longer sees it, so
-# imports raise ModuleNotFoundError and importlib.util.find_spec returns None, as on such a machine.
-HIDE_TENSORFLOW = """
-import importlib.machinery, sys
-
-
-class PathFinderWithoutTensorFlow(importlib.machinery.PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            return None
-        return super().find_spec(name, path, target)
-
-
-sys.meta_path[:] = [PathFinderWithoutTensorFlow if finder is importlib.machinery.PathFinder else finder
-                    for finder in sys.meta_path]
-"""
-
-
 def test_a_2d_run_trains_and_samples_without_tensorflow(tmp_path):
     """GPU images often hold jax and torch but no TensorFlow: only TensorBoard summaries need it."""
-    (tmp_path / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
-    hidden = {"PYTHONPATH": str(tmp_path)}
+    hidden = env_without_tensorflow(tmp_path)
     assert "No module named 'tensorflow'" in run_script("-c", "import tensorflow", env=hidden).stderr
     workdir = str(tmp_path / "grid")
     trained_run = run_script("train.py", "--config", "configs/grid25.py", "--workdir", workdir, "--config.steps=2",

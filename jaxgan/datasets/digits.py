@@ -11,6 +11,8 @@ import importlib.resources
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxgan.datasets.images import png_bytes
+
 _TEST_PER_CLASS = 100
 _SPLIT_SEED = 20181015  # any fixed number: the split must never change between versions.
 
@@ -56,4 +58,4 @@ class JaxganDigits(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, images, labels, source_indices):
         for image, label, index in zip(images, labels, source_indices):
-            yield int(index), {"image": image[:, :, None], "label": int(label)}
+            yield int(index), {"image": png_bytes(image[:, :, None]), "label": int(label)}

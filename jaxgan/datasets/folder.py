@@ -116,7 +116,7 @@ class JaxganFolder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self):
         listing = self.builder_config.listing
         for index, (path, label) in enumerate(zip(listing.paths, listing.labels)):
-            example = {"image": images.load_rgb(path, self.builder_config.max_shorter_side)}
+            example = {"image": images.png_bytes(images.load_rgb(path, self.builder_config.max_shorter_side))}
             if listing.class_names:
                 example["label"] = label
             yield index, example

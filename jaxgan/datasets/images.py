@@ -1,4 +1,7 @@
-"""Reading one picture file into a uint8 RGB array, the way every jaxgan dataset of files does it."""
+"""Reading one picture file into a uint8 RGB array, the way every jaxgan dataset of files does it, and
+encoding arrays as PNG for the TFDS builders."""
+
+import io
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -41,3 +44,14 @@ def load_rgb(path: str, max_shorter_side: int | None = None) -> np.ndarray:
         raise
     except (OSError, ValueError, SyntaxError) as e:  # PIL's ways of saying "not a readable picture"
         raise BadImageError(f"{path}: cannot read it as a picture ({e})") from None
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """The PNG file of uint8 [H, W, 1 or 3], encoded by Pillow (lossless: decoding gives `image` back).
+
+    The builders hand TFDS these bytes rather than arrays: TFDS stores bytes as they are, while it
+    encodes arrays with TensorFlow, which many GPU machines lack (and which takes seconds to import).
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -43,4 +43,4 @@ class JaxganTextures(tfds.core.GeneratorBasedBuilder):
         data = importlib.resources.files("skimage") / "data"
         for label, (name, filename) in enumerate(TEXTURES.items()):
             with importlib.resources.as_file(data / filename) as path:
-                yield name, {"image": images.load_rgb(str(path)), "label": label}
+                yield name, {"image": images.png_bytes(images.load_rgb(str(path))), "label": label}
