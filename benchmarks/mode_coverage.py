@@ -70,13 +70,16 @@ CHUNK_STEPS = 100  # 2-D steps per compiled call
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """`--set` values ["optim.lr_decay=linear", "optim.g_lr=2e-4"] -> {"optim.lr_decay": "linear",
-    "optim.g_lr": 0.0002}."""
+    """`--set` values ["optim.lr_decay=linear", "optim.g_lr=2e-4", "data.random_flip=true"] ->
+    {"optim.lr_decay": "linear", "optim.g_lr": 0.0002, "data.random_flip": True}."""
     overrides = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
         if not equals or not key:
             raise UserError(f"--set {pair}: write KEY=VALUE, e.g. --set optim.lr_decay=linear")
+        if text.lower() in ("true", "false"):  # as train.py's --config.KEY=true reads a bool
+            overrides[key] = text.lower() == "true"
+            continue
         try:
             overrides[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):

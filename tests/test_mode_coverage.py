@@ -158,11 +158,12 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import mode_coverage
 
-    overrides = mode_coverage.parse_overrides(["optim.lr_decay=linear", "optim.g_lr=2e-4"])
-    assert overrides == {"optim.lr_decay": "linear", "optim.g_lr": 2e-4}
+    overrides = mode_coverage.parse_overrides(["optim.lr_decay=linear", "optim.g_lr=2e-4", "optim.b1=0",
+                                               "data.random_flip=true"])
+    assert overrides == {"optim.lr_decay": "linear", "optim.g_lr": 2e-4, "optim.b1": 0, "data.random_flip": True}
     config = mode_coverage.method_config("grid25", "PacGAN2", 10, overrides)
-    assert (config.optim.lr_decay, config.optim.g_lr, config.optim.d_lr, config.batch_size, config.steps) == (
-        "linear", 2e-4, 1e-4, 200, 10)
+    assert (config.optim.lr_decay, config.optim.g_lr, config.optim.d_lr, config.optim.b1, config.data.random_flip,
+            config.batch_size, config.steps) == ("linear", 2e-4, 1e-4, 0.0, True, 200, 10)
     for pairs, message in ((["optim.lr_decay=cosine"], "must be 'constant' or 'linear'"),
                            (["optim.g_lr=fast"], "fast is of original type <class 'str'>"),
                            (["model.d_pack=1"], "the benchmark sets it; use --methods"),
