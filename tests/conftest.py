@@ -116,4 +116,4 @@ def env_without_tensorflow(directory) -> dict:
     """`run_script`'s `env` for a machine without TensorFlow (a sitecustomize.py written to `directory`)."""
     with open(os.path.join(directory, "sitecustomize.py"), "w") as f:
         f.write(HIDE_TENSORFLOW)
-    return {"PYTHONPATH": str(directory)}
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))}

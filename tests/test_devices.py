@@ -29,7 +29,7 @@ def device_runs(data_dir, tmp_path_factory):
     """{device count: arrays of device_run.py}."""
     tmp = tmp_path_factory.mktemp("devices")
     # All three at once: most of each run is single-threaded compilation, so they share the cores well.
-    # (Two devices: the two processes below, and the explorer's pictures in tests/test_explorer.py.)
+    # (Two devices per process: the two processes below; 2 devices sampling: tests/test_explorer.py.)
     processes = {devices: run_devices(tmp / f"run{devices}", data_dir, tmp / f"{devices}.npz", devices)
                  for devices in (1, 4, 8)}
     results = {}
