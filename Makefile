@@ -21,7 +21,7 @@ train: install
 	$(VENV)/bin/python train.py $(ARGS)
 
 # --dist loadfile: each test file runs whole on one worker, so its module-scoped fixtures (the runs
-# on 1/2/4/8 devices) are made once; interleaved with other files' tests they were made again.
+# on 1/4/8 devices) are made once; interleaved with other files' tests they were made again.
 # (--dist loadgroup does not group under pytest 9.2: pytest-xdist issue #1386.)
 test: install browser
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile tests
