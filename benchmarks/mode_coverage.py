@@ -18,13 +18,12 @@ printed) and counts the modes hit of 1,000 and KL(generated mode histogram || un
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
 code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable;
-the value a Python literal or a word) changes a config key for every method. Prints a markdown table
+the value read by the key's type, as train.py's --config.KEY=VALUE) changes a config key for every method. Prints a markdown table
 beside the published rows and writes to --out: table.md, results.json (every seed's numbers) and
 NAME_METHOD.png (seed 0's samples: over the modes for 2-D, an 8x8 grid for Stacked MNIST).
 """
 
 import argparse
-import ast
 import functools
 import json
 import os
@@ -36,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -67,23 +67,29 @@ PUBLISHED = {
 EVAL_SAMPLES = {"ring8": mixtures.PROTOCOL_SAMPLES, "grid25": mixtures.PROTOCOL_SAMPLES, "stacked_mnist": 26_000}
 STACKED_MODES = 1000
 CHUNK_STEPS = 100  # 2-D steps per compiled call
+# The parsers of ml_collections' config flags (train.py's --config.KEY=VALUE) for the types configs/default.py holds.
+VALUE_PARSERS = {bool: flags.BooleanParser(), int: flags.IntegerParser(), float: flags.FloatParser(),
+                 str: flags.ArgumentParser()}
 
 
-def parse_overrides(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str], mixture: str) -> dict:
     """`--set` values ["optim.lr_decay=linear", "optim.g_lr=2e-4", "data.random_flip=true"] ->
-    {"optim.lr_decay": "linear", "optim.g_lr": 0.0002, "data.random_flip": True}."""
+    {"optim.lr_decay": "linear", "optim.g_lr": 0.0002, "data.random_flip": True}, each read by the
+    type of its key in configs/`mixture`.py with the parsers train.py's --config.KEY=VALUE uses."""
+    config = CONFIGS[mixture].get_config()
     overrides = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
         if not equals or not key:
             raise UserError(f"--set {pair}: write KEY=VALUE, e.g. --set optim.lr_decay=linear")
-        if text.lower() in ("true", "false"):  # as train.py's --config.KEY=true reads a bool
-            overrides[key] = text.lower() == "true"
-            continue
         try:
-            overrides[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[key] = text  # a word: linear, hinge
+            current = functools.reduce(lambda node, part: node[part], key.split("."), config)
+        except (KeyError, AttributeError, TypeError):
+            raise UserError(f"--set {key}: configs/{mixture}.py has no such key") from None
+        try:
+            overrides[key] = VALUE_PARSERS[type(current)].parse(text)
+        except ValueError as e:
+            raise UserError(f"--set {pair}: {e}") from None
     return overrides
 
 
@@ -103,8 +109,6 @@ def method_config(mixture: str, method: str, steps: int | None, overrides: dict 
             config.update_from_flattened_dict({key: value})
         except (KeyError, AttributeError):
             raise UserError(f"--set {key}: configs/{mixture}.py has no such key") from None
-        except TypeError as e:
-            raise UserError(f"--set {key}={value}: {e}") from None
     config.unlock()
     config.batch_size *= config.model.d_pack
     if steps:
@@ -187,7 +191,7 @@ def main() -> None:
         if name not in METHODS:
             sys.exit(f"mode_coverage.py: error: --methods {name}: choose from {', '.join(METHODS)}")
     try:  # every method's config built, so every --set key checked, before anything trains
-        overrides = parse_overrides(args.set)
+        overrides = parse_overrides(args.set, benchmark_names[0])
         configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
                    for benchmark in benchmark_names for method in method_names}
     except UserError as e:

@@ -159,17 +159,21 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
     import mode_coverage
 
     overrides = mode_coverage.parse_overrides(["optim.lr_decay=linear", "optim.g_lr=2e-4", "optim.b1=0",
-                                               "data.random_flip=true"])
-    assert overrides == {"optim.lr_decay": "linear", "optim.g_lr": 2e-4, "optim.b1": 0, "data.random_flip": True}
+                                               "data.random_flip=true", "log_every=50"], "grid25")
+    assert overrides == {"optim.lr_decay": "linear", "optim.g_lr": 2e-4, "optim.b1": 0.0, "data.random_flip": True,
+                         "log_every": 50}
+    assert [type(overrides[key]) for key in ("optim.b1", "log_every")] == [float, int]  # by the key's type
     config = mode_coverage.method_config("grid25", "PacGAN2", 10, overrides)
     assert (config.optim.lr_decay, config.optim.g_lr, config.optim.d_lr, config.optim.b1, config.data.random_flip,
             config.batch_size, config.steps) == ("linear", 2e-4, 1e-4, 0.0, True, 200, 10)
     for pairs, message in ((["optim.lr_decay=cosine"], "must be 'constant' or 'linear'"),
-                           (["optim.g_lr=fast"], "fast is of original type <class 'str'>"),
+                           (["optim.g_lr=fast"], "--set optim.g_lr=fast: could not convert string to float: 'fast'"),
+                           (["log_every=2.5"], "invalid literal for int"),
+                           (["data.random_flip=maybe"], "Non-boolean argument"),
                            (["model.d_pack=1"], "the benchmark sets it; use --methods"),
                            (["steps"], "write KEY=VALUE")):
         with pytest.raises(UserError, match=message):
-            mode_coverage.method_config("ring8", "GAN", None, mode_coverage.parse_overrides(pairs))
+            mode_coverage.method_config("ring8", "GAN", None, mode_coverage.parse_overrides(pairs, "ring8"))
     out = tmp_path / "out"
     process = run_script("benchmarks/mode_coverage.py", "--only", "ring8", "--set", "optim.no_such_key=1",
                          "--out", str(out))
