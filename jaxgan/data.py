@@ -21,6 +21,7 @@ as they are read. Batches are prepared by a thread pool ahead of the step that n
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import os
 from collections.abc import Iterator, Sequence
 
@@ -204,10 +205,19 @@ def global_batch_indices(seed: int, step: int, batch_size: int, num_examples: in
     epochs, offsets = np.divmod(positions, num_examples)
     indices = np.empty(batch_size, np.int64)
     for epoch in np.unique(epochs):
-        permutation = np.random.default_rng([seed, int(epoch)]).permutation(num_examples)
         mask = epochs == epoch
-        indices[mask] = permutation[offsets[mask]]
+        indices[mask] = _epoch_permutation(seed, int(epoch), num_examples)[offsets[mask]]
     return indices
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    """The order int64 [num_examples] of epoch `epoch`, drawn once per epoch: drawing it costs
+    milliseconds for 100k examples, more than the rest of a batch, and every step of the epoch
+    needs it (one or two epochs at a time, a few pipelines per process: hence 4)."""
+    permutation = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    permutation.flags.writeable = False  # shared by every caller
+    return permutation
 
 
 def crop_and_resize(image: np.ndarray, size: int, crop: str, patch: bool, flip: bool,
@@ -344,7 +354,10 @@ class Pipeline:
             images = [crop_and_resize(image, self.image_size, self.crop, self.patches > 0, self.random_flip,
                                       np.random.default_rng([self.seed, step, int(j)]))
                       for image, j in zip(images, positions)]
-        return {"image": np.stack(images).astype(np.float32) / 127.5 - 1.0, "label": labels}
+        pixels = np.stack(images).astype(np.float32)
+        pixels /= 127.5  # in place: a new array per operation costs several times the arithmetic
+        pixels -= 1.0
+        return {"image": pixels, "label": labels}
 
     def batches(self, start: int, stop: int) -> Iterator[dict[str, np.ndarray]]:
         """batch(start), ..., batch(stop - 1), each prepared by a worker thread ahead of its use."""

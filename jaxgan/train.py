@@ -876,7 +876,7 @@ def _train_loop(config, workdir, pipeline, generator, shardings, manager, step_f
                 _stop_on_nonfinite(metrics, step, manager.latest_step())
             if step < config.steps:
                 batch = next(batches)  # prepared by the pipeline's threads while the device computes
-            window_sums = metrics if window_sums is None else jax.tree.map(jnp.add, window_sums, metrics)
+            window_sums = metrics if window_sums is None else _add_metrics(window_sums, metrics)
             window_steps += 1
             last = step == config.steps
 
@@ -933,6 +933,10 @@ def _train_loop(config, workdir, pipeline, generator, shardings, manager, step_f
                           f"is saved in {workdir}. Run the same command to continue.", flush=True)
                 break
     return state
+
+
+# One compiled call per step, where adding metric by metric dispatches each addition on its own.
+_add_metrics = jax.jit(lambda sums, metrics: jax.tree.map(jnp.add, sums, metrics))
 
 
 def _stop_on_nonfinite(metrics: dict[str, jax.Array], step: int, last_checkpoint: int | None) -> None:
