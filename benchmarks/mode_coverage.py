@@ -18,9 +18,10 @@ printed) and counts the modes hit of 1,000 and KL(generated mode histogram || un
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
 code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable;
-the value read by the key's type, as train.py's --config.KEY=VALUE) changes a config key for every method. Prints a markdown table
-beside the published rows and writes to --out: table.md, results.json (every seed's numbers) and
-NAME_METHOD.png (seed 0's samples: over the modes for 2-D, an 8x8 grid for Stacked MNIST).
+the value read by the key's type, as train.py's --config.KEY=VALUE) changes a config key for every
+method. Prints a markdown table beside the published rows and writes to --out: table.md,
+results.json (every seed's numbers) and NAME_METHOD.png (seed 0's samples: over the modes for 2-D,
+an 8x8 grid for Stacked MNIST).
 """
 
 import argparse
@@ -86,6 +87,8 @@ def parse_overrides(pairs: list[str], mixture: str) -> dict:
             current = functools.reduce(lambda node, part: node[part], key.split("."), config)
         except (KeyError, AttributeError, TypeError):
             raise UserError(f"--set {key}: configs/{mixture}.py has no such key") from None
+        if type(current) not in VALUE_PARSERS:
+            raise UserError(f"--set {key}: a group of keys, not one; set one of them, e.g. --set optim.g_lr=2e-4")
         try:
             overrides[key] = VALUE_PARSERS[type(current)].parse(text)
         except ValueError as e:

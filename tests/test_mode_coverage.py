@@ -170,6 +170,7 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
                            (["optim.g_lr=fast"], "--set optim.g_lr=fast: could not convert string to float: 'fast'"),
                            (["log_every=2.5"], "invalid literal for int"),
                            (["data.random_flip=maybe"], "Non-boolean argument"),
+                           (["optim=1"], "--set optim: a group of keys, not one"),
                            (["model.d_pack=1"], "the benchmark sets it; use --methods"),
                            (["steps"], "write KEY=VALUE")):
         with pytest.raises(UserError, match=message):
