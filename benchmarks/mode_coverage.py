@@ -3,17 +3,17 @@
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
        [--steps N] [--no-ema] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
 
-2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): for each method, trains the
-seeds AT ONCE (`jax.vmap` of train.py's own step over the seed: run s is exactly `python train.py
---config configs/NAME.py --config.seed=s` plus the method's keys), draws 2,500 samples from each
-run's EMA generator (what `sample.py --num 2500 --out x.npy` writes; --no-ema: the raw generator,
-which PacGAN evaluates) and scores them with the
-PacGAN protocol (jaxgan.mixtures.evaluate): modes, high-quality %, reverse KL.
+For each benchmark and method, trains the seeds AT ONCE (`jax.vmap` of train.py's own step over
+the seed: run s is `python train.py --config configs/NAME.py --config.seed=s` plus the method's
+keys, without its checkpoints) and draws the protocol's samples from each run's EMA generator (what
+`sample.py --num N --out x.npy` writes; --no-ema: the raw generator, which PacGAN evaluates).
 
-Stacked MNIST (configs/stacked_mnist.py; 5 seeds unless --seeds): trains each seed with
-train.py's loop in --out/runs/stacked_mnist/METHOD/seedS (an interrupted benchmark resumes them),
-draws 26,000 samples, labels each channel with jaxgan's digit classifier (its held-out accuracy is
-printed) and counts the modes hit of 1,000 and KL(generated mode histogram || uniform).
+2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): 2,500 samples per run, scored
+with the PacGAN protocol (jaxgan.mixtures.evaluate): modes, high-quality %, reverse KL.
+
+Stacked MNIST (configs/stacked_mnist.py; 5 seeds unless --seeds): 26,000 samples per run, each
+channel labelled by jaxgan's digit classifier (its held-out accuracy is printed): modes hit of
+1,000 and KL(generated mode histogram || uniform).
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs import grid25, ring8, stacked_mnist  # noqa: E402
-from jaxgan import classifier, mixtures, sampling, train, trained  # noqa: E402
+from jaxgan import classifier, data, mixtures, sampling, train  # noqa: E402
 from jaxgan.errors import UserError  # noqa: E402
 
 CONFIGS = {"ring8": ring8, "grid25": grid25, "stacked_mnist": stacked_mnist}
@@ -68,6 +68,7 @@ PUBLISHED = {
 EVAL_SAMPLES = {"ring8": mixtures.PROTOCOL_SAMPLES, "grid25": mixtures.PROTOCOL_SAMPLES, "stacked_mnist": 26_000}
 STACKED_MODES = 1000
 CHUNK_STEPS = 100  # 2-D steps per compiled call
+SAMPLE_CHUNK = 500  # latents per generator call (for every seed at once): divides 2,500 and 26,000
 # The parsers of ml_collections' config flags (train.py's --config.KEY=VALUE) for the types configs/default.py holds.
 VALUE_PARSERS = {bool: flags.BooleanParser(), int: flags.IntegerParser(), float: flags.FloatParser(),
                  str: flags.ArgumentParser()}
@@ -120,53 +121,73 @@ def method_config(mixture: str, method: str, steps: int | None, overrides: dict 
     return config
 
 
-def train_seeds(config, seeds: list[int], use_ema: bool) -> np.ndarray:
-    """Trains one run per seed, all at once; returns each run's samples float32 [S, 2500, 2] (EMA or raw G).
+def train_seeds(config, seeds: list[int], use_ema: bool, num_samples: int) -> np.ndarray:
+    """Trains one run per seed, all at once; returns each run's first `num_samples` samples of
+    sample.py's --seed 0 from its EMA or raw generator: float32 [S, num_samples, 2] for 2-D,
+    [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST.
 
-    The steps run CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not
-    left waiting on Python between the tiny MLP steps; the next chunk's batches are drawn on the
-    host while the device runs the current one.
+    The step is train.py's own, `jax.vmap`-ed over the seed, and run s reads the batches that
+    train.py's pipeline gives --config.seed=s, so run s is that train.py run. 2-D steps run
+    CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not left waiting
+    on Python between the tiny MLP steps; conv nets step one call at a time, because XLA:CPU runs
+    the DCGAN step 17x slower inside a compiled loop.
     """
-    generator, discriminator = train.build_models(config, (2,), 0)
+    dataset = data.open_dataset(config.data)
+    pipelines = [data.make_pipeline(dataset, seed_config(config, seed)) for seed in seeds]
+    image_shape = dataset.image_shape
+    generator, discriminator = train.build_models(config, image_shape, 0)
     seed_array = jnp.asarray(seeds, jnp.int32)
-    states = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, (2,), seed)))(
+    states = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))(
         seed_array)
     seeds_step = jax.vmap(train.make_step(config, generator, discriminator))
-    rows = config.batch_size * config.optim.n_dis
-    labels = jnp.zeros((len(seeds), rows), jnp.int32)
+    labels = jnp.zeros((len(seeds), pipelines[0].batch_size), jnp.int32)
 
-    @functools.partial(jax.jit, donate_argnums=0)
-    def run_steps(states, images):  # images float32 [steps, seeds, rows, 2]
-        def one_step(states, step_images):
-            return seeds_step(states, {"image": step_images, "label": labels}, seed_array)[0], None
+    def one_step(states, images):  # images float32 [seeds, rows, *image_shape]
+        return seeds_step(states, {"image": images, "label": labels}, seed_array)[0]
 
-        return jax.lax.scan(one_step, states, images)[0]
+    start = time.perf_counter()
+    if isinstance(dataset, data.MixtureDataset):
+        run_steps = jax.jit(lambda states, images: jax.lax.scan(
+            lambda states, step_images: (one_step(states, step_images), None), states, images)[0], donate_argnums=0)
+        for first in range(0, config.steps, CHUNK_STEPS):
+            steps = range(first, min(first + CHUNK_STEPS, config.steps))
+            states = run_steps(states, np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
+                                                 for step in steps]))
+            report_progress(steps[-1] + 1, config.steps, start)
+    else:
+        # The seeds' batches go to the device separately and are stacked there: no host copy.
+        run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
+        batches = [p.batches(0, config.steps) for p in pipelines]  # each prepared by its pipeline's threads
+        for step in range(config.steps):
+            states = run_step(states, tuple(next(b)["image"] for b in batches))
+            report_progress(step + 1, config.steps, start)
+    generate = jax.jit(jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None)))
+    z = sampling.latents(0, num_samples, config.model.latent_dim)  # sample.py's --seed 0
+    params = states.ema_params if use_ema else states.g_params
+    return np.concatenate([np.asarray(generate(params, states.g_batch_stats, z[i:i + SAMPLE_CHUNK], None))
+                           for i in range(0, num_samples, SAMPLE_CHUNK)], axis=1)
 
-    for first in range(0, config.steps, CHUNK_STEPS):
-        # The batches each run's pipeline (jaxgan.data.MixturePipeline) gives it at these steps.
-        images = np.stack([np.stack([mixtures.draw(config.data.name, rows, seed, step) for seed in seeds])
-                           for step in range(first, min(first + CHUNK_STEPS, config.steps))])
-        states = run_steps(states, images)
-    generate = jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None))
-    z = sampling.latents(0, EVAL_SAMPLES[config.data.name], config.model.latent_dim)  # sample.py's --seed 0
-    return np.asarray(generate(states.ema_params if use_ema else states.g_params, states.g_batch_stats, z, None))
+
+def seed_config(config, seed: int):
+    """`config` with --config.seed=`seed`."""
+    config = config.copy_and_resolve_references()
+    config.seed = seed
+    return config
 
 
-def stacked_scores(config, seeds: list[int], run_dir: str, digits: classifier.TrainedClassifier, use_ema: bool):
-    """Trains (or resumes) one Stacked MNIST run per seed; returns their scores and seed 0's samples."""
-    scores, first_samples = [], None
-    for seed in seeds:
-        config.seed = seed
-        workdir = os.path.join(run_dir, f"seed{seed}")
-        train.train_and_evaluate(config, workdir)
-        images = trained.load(workdir).sample(0, EVAL_SAMPLES["stacked_mnist"], [], use_ema=use_ema)  # [N, 28, 28, 3]
-        channels = images.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)
-        labels = digits.predict(channels).reshape(-1, 3)
-        counts = np.bincount(labels @ np.array([100, 10, 1]), minlength=STACKED_MODES)  # mode = the triple
-        scores.append({"modes": int(np.count_nonzero(counts)), "reverse_kl": mixtures.kl_to_uniform(counts)})
-        print(f"stacked_mnist seed {seed}: {scores[-1]}", flush=True)
-        first_samples = images[:64] if first_samples is None else first_samples
-    return scores, first_samples
+def report_progress(step: int, steps: int, start: float) -> None:
+    """A line at every twentieth of the run: how far, and how fast so far."""
+    if step % max(1, steps // 20) == 0 or step == steps:
+        print(f"  step {step}/{steps}, {step / (time.perf_counter() - start):.0f} steps/s", flush=True)
+
+
+def stacked_score(images: np.ndarray, digits: classifier.TrainedClassifier) -> dict:
+    """Modes hit of 1,000 and KL(mode histogram || uniform) of images float32 [N, 28, 28, 3] in
+    [-1, 1], each channel labelled by the digit classifier: a picture's mode is its digit triple."""
+    channels = images.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)
+    labels = digits.predict(channels).reshape(-1, 3)
+    counts = np.bincount(labels @ np.array([100, 10, 1]), minlength=STACKED_MODES)
+    return {"modes": int(np.count_nonzero(counts)), "reverse_kl": mixtures.kl_to_uniform(counts)}
 
 
 def mean_and_standard_error(values) -> tuple[float, float]:
@@ -220,13 +241,13 @@ def main() -> None:
             config = configs[benchmark, method]
             method_start = time.perf_counter()
             picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
+            print(f"{benchmark} {method}, {len(seeds)} seeds at once:", flush=True)
+            samples = train_seeds(config, seeds, not args.no_ema, EVAL_SAMPLES[benchmark])
             if benchmark == "stacked_mnist":
-                run_dir = os.path.join(args.out, "runs", benchmark, method.replace(" ", ""))
-                scores, first = stacked_scores(config, seeds, run_dir, digits, not args.no_ema)
+                scores = [stacked_score(s, digits) for s in samples]
                 num_modes = STACKED_MODES
-                sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(first), 8))
+                sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(samples[0, :64]), 8))
             else:
-                samples = train_seeds(config, seeds, not args.no_ema)
                 scores = [mixtures.evaluate(s, benchmark) for s in samples]
                 mixtures.plot(samples[0], benchmark, picture,
                               title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")

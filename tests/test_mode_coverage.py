@@ -13,7 +13,7 @@ from jaxgan import data, mixtures, train, trained
 from jaxgan.errors import UserError
 
 sys.path.insert(0, ROOT)
-from configs import grid25, ring8  # noqa: E402
+from configs import grid25, ring8, stacked_mnist  # noqa: E402
 
 
 def small(config, steps=3):
@@ -94,6 +94,22 @@ def test_seeds_trained_at_once_match_their_own_runs():
             own, {"image": batches["image"][index], "label": batches["label"][index]})
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a[index], b, rtol=1e-5, atol=1e-6), states, own)
     assert not np.allclose(states.g_params["Dense_0"]["kernel"][0], states.g_params["Dense_0"]["kernel"][1])
+
+
+def test_stacked_mnist_seeds_trained_at_once_are_their_train_py_runs(data_dir, tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import mode_coverage
+
+    config = small(stacked_mnist.get_config())
+    config.update_from_flattened_dict({"batch_size": 8, "model.latent_dim": 8, "model.g_width": 8,
+                                       "model.d_width": 8, "data.data_dir": data_dir, "data.cache_mb": 0})
+    samples = mode_coverage.train_seeds(config, [0, 3], use_ema=True, num_samples=6)
+    assert samples.shape == (2, 6, 28, 28, 3)
+    config.seed = 3
+    train.train_and_evaluate(config, str(tmp_path))
+    own = trained.load(str(tmp_path)).sample(0, 6, [])  # sample.py --workdir W --num 6 --seed 0
+    np.testing.assert_allclose(samples[1], own, atol=2e-5)
+    assert np.abs(samples[0] - own).max() > 1e-2  # seed 0 is another run
 
 
 def test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes_points(tmp_path, capsys):
