@@ -93,7 +93,7 @@ def parse_overrides(pairs: list[str], mixture: str) -> dict:
         try:
             overrides[key] = VALUE_PARSERS[type(current)].parse(text)
         except ValueError as e:
-            raise UserError(f"--set {pair}: {e}") from None
+            raise UserError(f"--set {pair}: {e.args[0]}") from None
     return overrides
 
 
@@ -114,6 +114,9 @@ def method_config(mixture: str, method: str, steps: int | None, overrides: dict 
         except (KeyError, AttributeError):
             raise UserError(f"--set {key}: configs/{mixture}.py has no such key") from None
     config.unlock()
+    if mixture == "stacked_mnist" and config.data.image_size not in (0, 28):
+        raise UserError(f"--set data.image_size={config.data.image_size}: the digit classifier scores Stacked "
+                        f"MNIST at its own 28x28; leave data.image_size at 0")
     config.batch_size *= config.model.d_pack
     if steps:
         config.steps = steps
@@ -133,8 +136,9 @@ def train_seeds(config, seeds: list[int], use_ema: bool, num_samples: int) -> np
     the DCGAN step 17x slower inside a compiled loop.
     """
     dataset = data.open_dataset(config.data)
-    pipelines = [data.make_pipeline(dataset, seed_config(config, seed)) for seed in seeds]
-    image_shape = dataset.image_shape
+    first_pipeline = data.make_pipeline(dataset, config)
+    pipelines = [first_pipeline.with_seed(seed) for seed in seeds]  # one copy of the pictures for all
+    image_shape = first_pipeline.image_shape
     generator, discriminator = train.build_models(config, image_shape, 0)
     seed_array = jnp.asarray(seeds, jnp.int32)
     states = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))(
@@ -153,14 +157,18 @@ def train_seeds(config, seeds: list[int], use_ema: bool, num_samples: int) -> np
             steps = range(first, min(first + CHUNK_STEPS, config.steps))
             states = run_steps(states, np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
                                                  for step in steps]))
-            report_progress(steps[-1] + 1, config.steps, start)
+            report_progress(first, steps[-1] + 1, config.steps, start, states)
     else:
         # The seeds' batches go to the device separately and are stacked there: no host copy.
         run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
         batches = [p.batches(0, config.steps) for p in pipelines]  # each prepared by its pipeline's threads
-        for step in range(config.steps):
-            states = run_step(states, tuple(next(b)["image"] for b in batches))
-            report_progress(step + 1, config.steps, start)
+        try:
+            for step in range(config.steps):
+                states = run_step(states, tuple(next(b)["image"] for b in batches))
+                report_progress(step, step + 1, config.steps, start, states)
+        finally:
+            for b in batches:
+                b.close()  # stops its threads
     generate = jax.jit(jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None)))
     z = sampling.latents(0, num_samples, config.model.latent_dim)  # sample.py's --seed 0
     params = states.ema_params if use_ema else states.g_params
@@ -168,17 +176,12 @@ def train_seeds(config, seeds: list[int], use_ema: bool, num_samples: int) -> np
                            for i in range(0, num_samples, SAMPLE_CHUNK)], axis=1)
 
 
-def seed_config(config, seed: int):
-    """`config` with --config.seed=`seed`."""
-    config = config.copy_and_resolve_references()
-    config.seed = seed
-    return config
-
-
-def report_progress(step: int, steps: int, start: float) -> None:
-    """A line at every twentieth of the run: how far, and how fast so far."""
-    if step % max(1, steps // 20) == 0 or step == steps:
-        print(f"  step {step}/{steps}, {step / (time.perf_counter() - start):.0f} steps/s", flush=True)
+def report_progress(done_before: int, done: int, steps: int, start: float, states) -> None:
+    """A line each time the steps done pass a twentieth of the run: how far, how fast so far."""
+    interval = max(1, steps // 20)
+    if done // interval > done_before // interval or done == steps:
+        jax.block_until_ready(states)  # the rate of steps computed, not of steps dispatched
+        print(f"  step {done}/{steps}, {done / (time.perf_counter() - start):.0f} steps/s", flush=True)
 
 
 def stacked_score(images: np.ndarray, digits: classifier.TrainedClassifier) -> dict:
@@ -214,10 +217,14 @@ def main() -> None:
     for name in method_names:
         if name not in METHODS:
             sys.exit(f"mode_coverage.py: error: --methods {name}: choose from {', '.join(METHODS)}")
-    try:  # every method's config built, so every --set key checked, before anything trains
+    if args.seeds is not None and args.seeds < 1:
+        sys.exit(f"mode_coverage.py: error: --seeds {args.seeds}: train at least 1 seed")
+    try:  # every method's config built and its data opened, so every --set key checked, before anything trains
         overrides = parse_overrides(args.set, benchmark_names[0])
         configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
                    for benchmark in benchmark_names for method in method_names}
+        for benchmark in benchmark_names:  # the methods change no data key
+            data.open_dataset(configs[benchmark, method_names[0]].data)
     except UserError as e:
         sys.exit(f"mode_coverage.py: error: {e}")
     os.makedirs(args.out, exist_ok=True)

@@ -20,10 +20,11 @@ as they are read. Batches are prepared by a thread pool ahead of the step that n
 
 import collections
 import concurrent.futures
+import copy
 import dataclasses
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import ml_collections
@@ -195,29 +196,30 @@ def open_dataset(data_config: ml_collections.ConfigDict) -> ImageDataset | Mixtu
     return load_dataset(data_config.name, data_config.split, data_config.label_key or None, data_dir)
 
 
-def global_batch_indices(seed: int, step: int, batch_size: int, num_examples: int) -> np.ndarray:
+def global_batch_indices(seed: int, step: int, batch_size: int, num_examples: int,
+                         epoch_order: Callable[[int, int, int], np.ndarray] | None = None) -> np.ndarray:
     """Indices int64 [batch_size] of the examples the whole run reads at `step`.
 
     Position p = step * batch_size + j of the stream is example perm_e[p mod N] with e = p // N and
-    perm_e a permutation drawn from (seed, e): every example once per epoch, a new order each epoch.
+    perm_e = epoch_order(seed, e, N), a permutation drawn from (seed, e): every example once per
+    epoch, a new order each epoch. `epoch_order` defaults to `draw_epoch_order`; a Pipeline passes
+    its cached copy of it.
     """
+    epoch_order = epoch_order or draw_epoch_order
     positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
     epochs, offsets = np.divmod(positions, num_examples)
     indices = np.empty(batch_size, np.int64)
     for epoch in np.unique(epochs):
         mask = epochs == epoch
-        indices[mask] = _epoch_permutation(seed, int(epoch), num_examples)[offsets[mask]]
+        indices[mask] = epoch_order(seed, int(epoch), num_examples)[offsets[mask]]
     return indices
 
 
-@functools.lru_cache(maxsize=4)
-def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
-    """The order int64 [num_examples] of epoch `epoch`, drawn once per epoch: drawing it costs
-    milliseconds for 100k examples, more than the rest of a batch, and every step of the epoch
-    needs it (one or two epochs at a time, a few pipelines per process: hence 4)."""
-    permutation = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    permutation.flags.writeable = False  # shared by every caller
-    return permutation
+def draw_epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    """The order int64 [num_examples] of epoch `epoch` of the run of `seed` (read-only)."""
+    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    order.flags.writeable = False  # a cached order is shared by every batch of its epoch
+    return order
 
 
 def crop_and_resize(image: np.ndarray, size: int, crop: str, patch: bool, flip: bool,
@@ -302,6 +304,19 @@ class Pipeline:
                          and (height, width) == (self.image_size, self.image_size))
         self.images, self.labels = None, None  # _cache reads through _read, which must see no cache yet
         self.images, self.labels = self._cache(cache_mb)
+        self._cache_epoch_orders()
+
+    def _cache_epoch_orders(self):
+        # Drawn once per epoch: drawing an order of 100k examples costs more than the rest of a
+        # batch. Batches in flight span at most two epochs.
+        self._epoch_order = functools.lru_cache(maxsize=2)(draw_epoch_order)
+
+    def with_seed(self, seed: int) -> "Pipeline":
+        """This pipeline for the run of `seed`, sharing its decoded images (another run's batches)."""
+        pipeline = copy.copy(self)
+        pipeline.seed = seed
+        pipeline._cache_epoch_orders()
+        return pipeline
 
     @property
     def examples_per_epoch(self) -> int:
@@ -348,7 +363,8 @@ class Pipeline:
         per_process = self.batch_size // self.process_count
         first = self.process_index * per_process
         positions = np.arange(first, first + per_process)
-        indices = global_batch_indices(self.seed, step, self.batch_size, self.examples_per_epoch)[positions]
+        indices = global_batch_indices(self.seed, step, self.batch_size, self.examples_per_epoch,
+                                       self._epoch_order)[positions]
         images, labels = self._read(indices // max(1, self.patches))
         if not self.identity:
             images = [crop_and_resize(image, self.image_size, self.crop, self.patches > 0, self.random_flip,
@@ -388,6 +404,12 @@ class MixturePipeline:
         if batch_size % self.process_count:
             raise UserError(f"--config.batch_size={batch_size} is not divisible by the {self.process_count} "
                             f"processes; use a multiple of {self.process_count}")
+
+    def with_seed(self, seed: int) -> "MixturePipeline":
+        """This pipeline for the run of `seed`."""
+        pipeline = copy.copy(self)
+        pipeline.seed = seed
+        return pipeline
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         """{"image": float32 [B/P, 2], "label": int32 [B/P] of zeros}, P being the process count."""

@@ -130,6 +130,21 @@ def test_prefetched_batches_equal_direct_batches():
             np.testing.assert_array_equal(batch["image"], pipeline.batch(step)["image"])
 
 
+def test_a_pipeline_for_another_seed_shares_the_pictures_and_reads_that_seeds_batches():
+    with tfds.testing.mock_data(num_examples=30):
+        dataset = data.load_dataset("cifar10", "train", "label")
+        pipeline = data.Pipeline(dataset, seed=1, batch_size=8, random_flip=True)
+        others = [pipeline.with_seed(seed) for seed in (2, 3, 4, 5, 6)]  # more runs than orders kept each
+        for step in (0, 3, 4, 9):  # steps 3 and 4 straddle epochs 0 and 1
+            for seed, other in zip((2, 3, 4, 5, 6), others):
+                own = data.Pipeline(dataset, seed=seed, batch_size=8, random_flip=True).batch(step)
+                for key in ("image", "label"):
+                    np.testing.assert_array_equal(other.batch(step)[key], own[key])
+        assert all(other.images is pipeline.images for other in others) and pipeline.seed == 1
+        np.testing.assert_array_equal(pipeline.batch(4)["label"], data.Pipeline(
+            dataset, seed=1, batch_size=8, random_flip=True).batch(4)["label"])
+
+
 def test_crop_and_resize():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)

@@ -90,13 +90,14 @@ def test_seeds_trained_at_once_are_their_train_py_runs(name, data_dir, tmp_path,
                                        "optim.g_lr": 1e-2, "optim.d_lr": 1e-2,  # large steps: a wrong batch shows
                                        "data.data_dir": data_dir, "data.cache_mb": 0})
     # The raw generator: after 3 steps the EMA one is still nearly the initial one.
-    samples = mode_coverage.train_seeds(config, [0, 3], use_ema=False, num_samples=6)
+    samples = mode_coverage.train_seeds(config, [3, 0], use_ema=False, num_samples=6)
     config.seed = 3
     train.train_and_evaluate(config, str(tmp_path))
     own = trained.load(str(tmp_path)).sample(0, 6, [], use_ema=False)  # sample.py ... --seed 0 --no-ema
     assert samples.shape == (2, *own.shape)
-    np.testing.assert_allclose(samples[1], own, atol=1e-4)  # off by one batch: 1e-2 and more
-    assert np.abs(samples[0] - own).max() > 1e-3  # seed 0 is another run
+    # Seed 3 first: its batches, not the last seed's (off by one batch: 1e-2 and more).
+    np.testing.assert_allclose(samples[0], own, atol=1e-4)
+    assert np.abs(samples[1] - own).max() > 1e-3  # seed 0 is another run
 
 
 def test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes_points(tmp_path, capsys):
@@ -184,14 +185,18 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
                            (["log_every=2.5"], "invalid literal for int"),
                            (["data.random_flip=maybe"], "Non-boolean argument"),
                            (["optim=1"], "--set optim: a group of keys, not one"),
+                           (["data.image_size=32"], "scores Stacked MNIST at its own 28x28"),
                            (["model.d_pack=1"], "the benchmark sets it; use --methods"),
                            (["steps"], "write KEY=VALUE")):
         with pytest.raises(UserError, match=message):
-            mode_coverage.method_config("ring8", "GAN", None, mode_coverage.parse_overrides(pairs, "ring8"))
+            mode_coverage.method_config("stacked_mnist", "GAN", None,
+                                        mode_coverage.parse_overrides(pairs, "stacked_mnist"))
     out = tmp_path / "out"
-    process = run_script("benchmarks/mode_coverage.py", "--only", "ring8", "--set", "optim.no_such_key=1",
-                         "--out", str(out))
-    assert process.returncode != 0 and "Traceback" not in process.stderr
-    assert process.stderr.strip().splitlines()[-1] == (
-        "mode_coverage.py: error: --set optim.no_such_key: configs/ring8.py has no such key")
-    assert not out.exists()
+    for args, message in (
+            (["--set", "optim.no_such_key=1"], "--set optim.no_such_key: configs/ring8.py has no such key"),
+            (["--set", "data.label_key=label"], "the 2-D mixture ring8 has no labels; set --config.data.label_key=''"),
+            (["--seeds", "0"], "--seeds 0: train at least 1 seed")):
+        process = run_script("benchmarks/mode_coverage.py", "--only", "ring8", *args, "--out", str(out))
+        assert process.returncode != 0 and "Traceback" not in process.stderr
+        assert process.stderr.strip().splitlines()[-1] == f"mode_coverage.py: error: {message}"
+        assert not out.exists()
