@@ -124,10 +124,11 @@ def method_config(mixture: str, method: str, steps: int | None, overrides: dict 
     return config
 
 
-def train_seeds(config, seeds: list[int], use_ema: bool, num_samples: int) -> np.ndarray:
-    """Trains one run per seed, all at once; returns each run's first `num_samples` samples of
-    sample.py's --seed 0 from its EMA or raw generator: float32 [S, num_samples, 2] for 2-D,
-    [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST.
+def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds: list[int], use_ema: bool,
+                num_samples: int) -> np.ndarray:
+    """Trains one run per seed on `dataset` (`data.open_dataset(config.data)`), all at once; returns
+    each run's first `num_samples` samples of sample.py's --seed 0 from its EMA or raw generator:
+    float32 [S, num_samples, 2] for 2-D, [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST.
 
     The step is train.py's own, `jax.vmap`-ed over the seed, and run s reads the batches that
     train.py's pipeline gives --config.seed=s, so run s is that train.py run. 2-D steps run
@@ -135,7 +136,6 @@ def train_seeds(config, seeds: list[int], use_ema: bool, num_samples: int) -> np
     on Python between the tiny MLP steps; conv nets step one call at a time, because XLA:CPU runs
     the DCGAN step 17x slower inside a compiled loop.
     """
-    dataset = data.open_dataset(config.data)
     first_pipeline = data.make_pipeline(dataset, config)
     pipelines = [first_pipeline.with_seed(seed) for seed in seeds]  # one copy of the pictures for all
     image_shape = first_pipeline.image_shape
@@ -223,8 +223,9 @@ def main() -> None:
         overrides = parse_overrides(args.set, benchmark_names[0])
         configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
                    for benchmark in benchmark_names for method in method_names}
-        for benchmark in benchmark_names:  # the methods change no data key
-            data.open_dataset(configs[benchmark, method_names[0]].data)
+        # Opened once per benchmark, before training: the methods change no data key.
+        datasets = {benchmark: data.open_dataset(configs[benchmark, method_names[0]].data)
+                    for benchmark in benchmark_names}
     except UserError as e:
         sys.exit(f"mode_coverage.py: error: {e}")
     os.makedirs(args.out, exist_ok=True)
@@ -249,7 +250,7 @@ def main() -> None:
             method_start = time.perf_counter()
             picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
             print(f"{benchmark} {method}, {len(seeds)} seeds at once:", flush=True)
-            samples = train_seeds(config, seeds, not args.no_ema, EVAL_SAMPLES[benchmark])
+            samples = train_seeds(config, datasets[benchmark], seeds, not args.no_ema, EVAL_SAMPLES[benchmark])
             if benchmark == "stacked_mnist":
                 scores = [stacked_score(s, digits) for s in samples]
                 num_modes = STACKED_MODES

@@ -90,7 +90,8 @@ def test_seeds_trained_at_once_are_their_train_py_runs(name, data_dir, tmp_path,
                                        "optim.g_lr": 1e-2, "optim.d_lr": 1e-2,  # large steps: a wrong batch shows
                                        "data.data_dir": data_dir, "data.cache_mb": 0})
     # The raw generator: after 3 steps the EMA one is still nearly the initial one.
-    samples = mode_coverage.train_seeds(config, [3, 0], use_ema=False, num_samples=6)
+    samples = mode_coverage.train_seeds(config, data.open_dataset(config.data), [3, 0], use_ema=False,
+                                        num_samples=6)
     config.seed = 3
     train.train_and_evaluate(config, str(tmp_path))
     own = trained.load(str(tmp_path)).sample(0, 6, [], use_ema=False)  # sample.py ... --seed 0 --no-ema
