@@ -5,8 +5,10 @@ python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds 
 
 For each benchmark and method, trains the seeds AT ONCE (`jax.vmap` of train.py's own step over
 the seed: run s is `python train.py --config configs/NAME.py --config.seed=s` plus the method's
-keys, without its checkpoints) and draws the protocol's samples from each run's EMA generator (what
-`sample.py --num N --out x.npy` writes; --no-ema: the raw generator, which PacGAN evaluates).
+keys) and draws the protocol's samples from each run's EMA generator (what `sample.py --num N
+--out x.npy` writes; --no-ema: the raw generator, which PacGAN evaluates). A method's seeds are
+checkpointed together in OUT/runs/NAME_METHOD/ every minute and at the end: the same command
+continues a stopped benchmark there, and scores finished methods again without training them.
 
 2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): 2,500 samples per run, scored
 with the PacGAN protocol (jaxgan.mixtures.evaluate): modes, high-quality %, reverse KL.
@@ -21,7 +23,8 @@ code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=li
 the value read by the key's type, as train.py's --config.KEY=VALUE) changes a config key for every
 method. Prints a markdown table beside the published rows and writes to --out: table.md,
 results.json (every seed's numbers) and NAME_METHOD.png (seed 0's samples: over the modes for 2-D,
-an 8x8 grid for Stacked MNIST).
+an 8x8 grid for Stacked MNIST). "train s": a method's training seconds, compiling included, summed
+over the commands that trained it.
 """
 
 import argparse
@@ -42,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs import grid25, ring8, stacked_mnist  # noqa: E402
-from jaxgan import classifier, data, mixtures, sampling, train  # noqa: E402
+from jaxgan import checkpoint, classifier, data, mixtures, sampling, train  # noqa: E402
 from jaxgan.errors import UserError  # noqa: E402
 
 CONFIGS = {"ring8": ring8, "grid25": grid25, "stacked_mnist": stacked_mnist}
@@ -68,6 +71,7 @@ PUBLISHED = {
 EVAL_SAMPLES = {"ring8": mixtures.PROTOCOL_SAMPLES, "grid25": mixtures.PROTOCOL_SAMPLES, "stacked_mnist": 26_000}
 STACKED_MODES = 1000
 CHUNK_STEPS = 100  # 2-D steps per compiled call
+CHECKPOINT_SECONDS = 60  # training time between a method's checkpoints: what a stop loses at most
 SAMPLE_CHUNK = 500  # latents per generator call (for every seed at once): divides 2,500 and 26,000
 # The parsers of ml_collections' config flags (train.py's --config.KEY=VALUE) for the types configs/default.py holds.
 VALUE_PARSERS = {bool: flags.BooleanParser(), int: flags.IntegerParser(), float: flags.FloatParser(),
@@ -124,64 +128,138 @@ def method_config(mixture: str, method: str, steps: int | None, overrides: dict 
     return config
 
 
+def check_saved(meta: dict, step: int, config, seeds: list[int], workdir: str) -> None:
+    """Refuses the checkpoint at `step` of `workdir` (its metadata `meta`) if `config` and `seeds`
+    cannot continue it: another config or other seeds made it, or it is past config.steps."""
+    train.check_resumable(config, meta["config"], workdir, elsewhere="another --out")
+    if meta.get("seeds") != seeds:
+        raise UserError(f"{workdir} holds the runs of seeds {meta.get('seeds')}, not {seeds}; "
+                        f"pass the same --seeds to continue them or another --out")
+    if step > config.steps:
+        raise UserError(f"{workdir} is trained to step {step}, beyond --steps {config.steps}; "
+                        f"pass --steps {step} or another --out")
+
+
 def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds: list[int], use_ema: bool,
-                num_samples: int) -> np.ndarray:
+                num_samples: int, workdir: str) -> tuple[np.ndarray, float]:
     """Trains one run per seed on `dataset` (`data.open_dataset(config.data)`), all at once; returns
-    each run's first `num_samples` samples of sample.py's --seed 0 from its EMA or raw generator:
-    float32 [S, num_samples, 2] for 2-D, [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST.
+    each run's first `num_samples` samples of sample.py's --seed 0 from its EMA or raw generator
+    (float32 [S, num_samples, 2] for 2-D, [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST)
+    and the seconds spent training them, over every call that trained them.
 
     The step is train.py's own, `jax.vmap`-ed over the seed, and run s reads the batches that
     train.py's pipeline gives --config.seed=s, so run s is that train.py run. 2-D steps run
     CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not left waiting
     on Python between the tiny MLP steps; conv nets step one call at a time, because XLA:CPU runs
     the DCGAN step 17x slower inside a compiled loop.
+
+    The seeds' states are saved together in `workdir`/checkpoints/<step>/ (train.py's format, the
+    config and the seeds in its metadata) every CHECKPOINT_SECONDS and at the last step; a call
+    with the same config and seeds continues from the newest readable one (a finished one is only
+    sampled again), so a stopped benchmark loses at most CHECKPOINT_SECONDS of training.
     """
     first_pipeline = data.make_pipeline(dataset, config)
     pipelines = [first_pipeline.with_seed(seed) for seed in seeds]  # one copy of the pictures for all
     image_shape = first_pipeline.image_shape
     generator, discriminator = train.build_models(config, image_shape, 0)
     seed_array = jnp.asarray(seeds, jnp.int32)
-    states = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))(
-        seed_array)
+    init = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))
+    manager = checkpoint.open_manager(workdir, max_to_keep=2)
+    try:
+        states, seconds = resume_seeds(manager, workdir, config, seeds, jax.eval_shape(init, seed_array))
+        if states is None:
+            states = init(seed_array)
+        states, seconds = train_states(config, pipelines, generator, discriminator, seed_array, states, seconds,
+                                       manager)
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+    return sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples), seconds
+
+
+def resume_seeds(manager, workdir: str, config, seeds: list[int], abstract_states) -> tuple:
+    """(the seeds' states, their training seconds) of the newest readable checkpoint in `workdir`,
+    or (None, 0.0) if it has none."""
+    if not manager.all_steps():
+        return None, 0.0
+
+    def restore_step(step):
+        meta = checkpoint.restore_meta(manager, step)
+        check_saved(meta, step, config, seeds, workdir)
+        return checkpoint.restore(manager, step, meta, abstract_states,
+                                  jax.sharding.SingleDeviceSharding(jax.devices()[0])), meta["train_seconds"]
+
+    (states, seconds), unreadable = checkpoint.restore_newest_readable(manager, workdir, restore_step,
+                                                                       "resuming from")
+    if unreadable:  # set aside, so that training can save those steps again
+        checkpoint.set_aside(manager, workdir, unreadable)
+    print(f"  resumed {workdir} from step {int(states.step[0])}", flush=True)
+    return states, seconds
+
+
+def train_states(config, pipelines: list, generator, discriminator, seed_array, states, seconds_before: float,
+                 manager) -> tuple:
+    """(`states` trained from their step to config.steps, the training seconds since step 0).
+
+    `states`: the seeds' TrainStates stacked; checkpointed to `manager` as train_seeds says."""
+    start_step = int(states.step[0])
     seeds_step = jax.vmap(train.make_step(config, generator, discriminator))
-    labels = jnp.zeros((len(seeds), pipelines[0].batch_size), jnp.int32)
+    labels = jnp.zeros((len(pipelines), pipelines[0].batch_size), jnp.int32)
 
     def one_step(states, images):  # images float32 [seeds, rows, *image_shape]
         return seeds_step(states, {"image": images, "label": labels}, seed_array)[0]
 
-    start = time.perf_counter()
-    if isinstance(dataset, data.MixtureDataset):
+    start = saved = time.perf_counter()
+    seconds = seconds_before  # as of the last checkpoint: the last step always saves one
+
+    def after_steps(done_before: int, done: int, states) -> None:
+        nonlocal saved, seconds
+        report_progress(done_before, done, start_step, config.steps, start, states)
+        if done == config.steps or time.perf_counter() - saved >= CHECKPOINT_SECONDS:
+            seconds = seconds_before + time.perf_counter() - start
+            checkpoint.save(manager, states, config, pipelines[0].image_shape, (),
+                            extra_meta={"seeds": [int(s) for s in seed_array], "train_seconds": seconds})
+            saved = time.perf_counter()
+
+    if isinstance(pipelines[0], data.MixturePipeline):
         run_steps = jax.jit(lambda states, images: jax.lax.scan(
             lambda states, step_images: (one_step(states, step_images), None), states, images)[0], donate_argnums=0)
-        for first in range(0, config.steps, CHUNK_STEPS):
+        for first in range(start_step, config.steps, CHUNK_STEPS):
             steps = range(first, min(first + CHUNK_STEPS, config.steps))
             states = run_steps(states, np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
                                                  for step in steps]))
-            report_progress(first, steps[-1] + 1, config.steps, start, states)
+            after_steps(first, steps[-1] + 1, states)
     else:
         # The seeds' batches go to the device separately and are stacked there: no host copy.
         run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
-        batches = [p.batches(0, config.steps) for p in pipelines]  # each prepared by its pipeline's threads
+        batches = [p.batches(start_step, config.steps) for p in pipelines]  # each prepared by its pipeline's threads
         try:
-            for step in range(config.steps):
+            for step in range(start_step, config.steps):
                 states = run_step(states, tuple(next(b)["image"] for b in batches))
-                report_progress(step, step + 1, config.steps, start, states)
+                after_steps(step, step + 1, states)
         finally:
             for b in batches:
                 b.close()  # stops its threads
+    return states, seconds
+
+
+def sample_seeds(states, generator, latent_dim: int, use_ema: bool, num_samples: int) -> np.ndarray:
+    """Each seed's first `num_samples` samples of sample.py's --seed 0: float32 [S, num_samples, ...]."""
     generate = jax.jit(jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None)))
-    z = sampling.latents(0, num_samples, config.model.latent_dim)  # sample.py's --seed 0
+    z = sampling.latents(0, num_samples, latent_dim)  # sample.py's --seed 0
     params = states.ema_params if use_ema else states.g_params
     return np.concatenate([np.asarray(generate(params, states.g_batch_stats, z[i:i + SAMPLE_CHUNK], None))
                            for i in range(0, num_samples, SAMPLE_CHUNK)], axis=1)
 
 
-def report_progress(done_before: int, done: int, steps: int, start: float, states) -> None:
-    """A line each time the steps done pass a twentieth of the run: how far, how fast so far."""
+def report_progress(done_before: int, done: int, start_step: int, steps: int, start: float, states) -> None:
+    """A line each time the steps done pass a twentieth of the run: how far, how fast since `start`
+    (the time of `start_step`)."""
     interval = max(1, steps // 20)
     if done // interval > done_before // interval or done == steps:
         jax.block_until_ready(states)  # the rate of steps computed, not of steps dispatched
-        print(f"  step {done}/{steps}, {done / (time.perf_counter() - start):.0f} steps/s", flush=True)
+        print(f"  step {done}/{steps}, {(done - start_step) / (time.perf_counter() - start):.0f} steps/s",
+              flush=True)
 
 
 def stacked_score(images: np.ndarray, digits: classifier.TrainedClassifier) -> dict:
@@ -210,6 +288,7 @@ def main() -> None:
                         help="a config key for every method, e.g. optim.lr_decay=linear (repeatable)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
     args = parser.parse_args()
+    checkpoint.leave_failures_to_exceptions()
     benchmark_names, method_names = args.only.split(","), args.methods.split(",")
     for name in benchmark_names:
         if name not in CONFIGS:
@@ -226,13 +305,50 @@ def main() -> None:
         # Opened once per benchmark, before training: the methods change no data key.
         datasets = {benchmark: data.open_dataset(configs[benchmark, method_names[0]].data)
                     for benchmark in benchmark_names}
+        for (benchmark, method), config in configs.items():
+            check_workdir(method_workdir(args.out, benchmark, method), config, seeds_of(args, benchmark))
     except UserError as e:
         sys.exit(f"mode_coverage.py: error: {e}")
+    try:
+        run(args, overrides, configs, datasets)
+    except KeyboardInterrupt:
+        sys.exit(f"mode_coverage.py: stopped; the same command continues each method from its last checkpoint "
+                 f"in {os.path.join(args.out, 'runs')}")
+
+
+def method_workdir(out: str, benchmark: str, method: str) -> str:
+    return os.path.join(out, "runs", f"{benchmark}_{method.replace(' ', '')}")
+
+
+def seeds_of(args, benchmark: str) -> list[int]:
+    return list(range(args.seeds or DEFAULT_SEEDS[benchmark]))
+
+
+def check_workdir(workdir: str, config, seeds: list[int]) -> None:
+    """Refuses, before anything trains, a method's workdir whose newest checkpoint cannot be continued."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        return
+    manager = checkpoint.open_manager(workdir, read_only=True)
+    try:
+        if not manager.all_steps():
+            return
+        step = manager.latest_step()
+        try:
+            meta = checkpoint.restore_meta(manager, step)
+        except checkpoint.UnreadableCheckpoint:
+            return  # resuming names it and goes back to an older one
+        check_saved(meta, step, config, seeds, workdir)
+    finally:
+        manager.close()
+
+
+def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
+    """Trains and scores every benchmark's methods; writes the table, results.json and pictures to args.out."""
     os.makedirs(args.out, exist_ok=True)
     results, lines = [], []
     start = time.perf_counter()
-    for benchmark in benchmark_names:
-        seeds = list(range(args.seeds or DEFAULT_SEEDS[benchmark]))
+    for benchmark in args.only.split(","):
+        seeds = seeds_of(args, benchmark)
         if benchmark == "stacked_mnist":
             digits = classifier.load_or_train_digit_classifier()
             lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
@@ -245,12 +361,12 @@ def main() -> None:
                       f"samples each", "",
                       "| method | steps | modes (mean ± SE) | all modes in | high quality % | reverse KL | train s |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
-        for method in method_names:
+        for method in args.methods.split(","):
             config = configs[benchmark, method]
-            method_start = time.perf_counter()
             picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
             print(f"{benchmark} {method}, {len(seeds)} seeds at once:", flush=True)
-            samples = train_seeds(config, datasets[benchmark], seeds, not args.no_ema, EVAL_SAMPLES[benchmark])
+            samples, seconds = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
+                                           EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
             if benchmark == "stacked_mnist":
                 scores = [stacked_score(s, digits) for s in samples]
                 num_modes = STACKED_MODES
@@ -259,7 +375,6 @@ def main() -> None:
                 scores = [mixtures.evaluate(s, benchmark) for s in samples]
                 mixtures.plot(samples[0], benchmark, picture,
                               title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
-            seconds = time.perf_counter() - method_start
             modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
             kl, _ = mean_and_standard_error([s["reverse_kl"] for s in scores])
             full = sum(s["modes"] == num_modes for s in scores)
@@ -286,7 +401,7 @@ def main() -> None:
 
 def write_outputs(out: str, lines: list[str], results: list[dict], seconds: float, finished: bool) -> str:
     """Writes table.md and results.json to `out` (also after each method, so a stopped run keeps them)."""
-    when = "Whole benchmark" if finished else "Stopped early; so far"
+    when = "This command, whole benchmark" if finished else "This command, stopped early; so far"
     table = "\n".join(lines + [f"{when}: {seconds:.0f} s on {jax.device_count()} {jax.devices()[0].device_kind}."])
     sampling.write_atomically(os.path.join(out, "table.md"), lambda f: f.write(table.encode() + b"\n"))
     sampling.write_atomically(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(

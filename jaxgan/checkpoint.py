@@ -67,15 +67,19 @@ def fingerprint(state: Any) -> str:
 
 
 def save(manager: ocp.CheckpointManager, state: Any, config: ml_collections.ConfigDict,
-         image_shape: tuple[int, int, int], class_names: tuple[str, ...], metrics: dict | None = None) -> None:
+         image_shape: tuple[int, ...], class_names: tuple[str, ...], metrics: dict | None = None,
+         extra_meta: dict | None = None) -> None:
     """Starts an asynchronous save of `state` at its step (the arrays are copied before this returns).
 
-    `metrics` (name -> float) rank the checkpoint in a manager opened with `best_metric`.
+    `state.step`: a scalar, or one per run for runs trained together by `jax.vmap` (all at the same
+    step). `metrics` (name -> float) rank the checkpoint in a manager opened with `best_metric`;
+    `extra_meta`: more JSON-able keys for the metadata.
     """
     meta = {"config": config.to_dict(), "image_shape": list(image_shape), "class_names": list(class_names),
-            "state_sha256": fingerprint(state)}
-    manager.save(int(state.step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                          meta=ocp.args.JsonSave(meta)), metrics=metrics)
+            "state_sha256": fingerprint(state), **(extra_meta or {})}
+    step = int(state.step) if state.step.ndim == 0 else int(state.step[0])
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                 metrics=metrics)
 
 
 def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:

@@ -490,8 +490,10 @@ def complete_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     return completed
 
 
-def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], workdir: str) -> list[str]:
-    """Refuses to resume a run whose saved config differs in keys that change the computation.
+def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], workdir: str,
+                    elsewhere: str = "a new --workdir") -> list[str]:
+    """Refuses to resume a run whose saved config differs in keys that change the computation; the
+    error's fix is to pass the same config or to use `elsewhere`.
 
     Returns the allowed changes (RESUMABLE_KEYS), as "key: old -> new" lines.
     """
@@ -504,7 +506,7 @@ def check_resumable(config: ml_collections.ConfigDict, saved: dict[str, Any], wo
     refused = [d for k, d in zip(changed, describe) if k not in resumable]
     if refused:
         raise UserError(f"{workdir} holds a run with another config ({', '.join(refused)}); "
-                        f"pass the same config to resume it or use a new --workdir")
+                        f"pass the same config to resume it or use {elsewhere}")
     return describe
 
 

@@ -148,19 +148,19 @@ def test_sigterm_stops_after_a_checkpoint_and_the_same_command_resumes_exactly(d
     from conftest import tree_equal
 
     workdir = str(tmp_path / "run")
-    command = [sys.executable, "train.py", "--workdir", workdir, *tiny_flags(data_dir, steps=400),
+    command = [sys.executable, "train.py", "--workdir", workdir, *tiny_flags(data_dir, steps=100),
                "--config.log_every=5", "--config.checkpoint_every=1000", "--config.sample_every=1000"]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
-        if line.startswith("step 5/400"):
+        if line.startswith("step 5/100"):
             process.send_signal(signal.SIGTERM)
             break
     output = process.stdout.read()
     assert process.wait(timeout=120) == 0, process.stderr.read()
     assert "Stopped by SIGTERM after step" in output and "Run the same command to continue." in output
     stopped_at = int(output.split("after step ")[1].split()[0])
-    assert 5 <= stopped_at < 400
+    assert 5 <= stopped_at < 100
     assert trained.load(workdir).step == stopped_at  # the checkpoint of the step it stopped after
 
     resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -169,6 +169,6 @@ def test_sigterm_stops_after_a_checkpoint_and_the_same_command_resumes_exactly(d
 
     # The reference run saves and draws only at its end: cadences do not change the state, and the
     # tiny config's every-2-steps ones made this run a minute of checkpoint writes.
-    tiny_config.steps = tiny_config.log_every = tiny_config.checkpoint_every = tiny_config.sample_every = 400
+    tiny_config.steps = tiny_config.log_every = tiny_config.checkpoint_every = tiny_config.sample_every = 100
     uninterrupted = train.train_and_evaluate(tiny_config, str(tmp_path / "whole"))
     assert tree_equal(trained.load(workdir).state, uninterrupted)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import jax
@@ -80,25 +81,37 @@ def test_packing_a_conditional_model_is_refused(tiny_config):
 
 
 @pytest.mark.parametrize("name", ["grid25", "stacked_mnist"])
-def test_seeds_trained_at_once_are_their_train_py_runs(name, data_dir, tmp_path, monkeypatch):
+def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, data_dir, tmp_path, monkeypatch,
+                                                                          capsys):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import mode_coverage
 
     monkeypatch.setattr(mode_coverage, "CHUNK_STEPS", 2)  # 2-D: 3 steps cross a chunk's end
+    monkeypatch.setattr(mode_coverage, "CHECKPOINT_SECONDS", 0)  # a checkpoint after every chunk (2-D) or step
     config = small(mode_coverage.CONFIGS[name].get_config())
     config.update_from_flattened_dict({"batch_size": 8, "model.g_width": 8, "model.d_width": 8,
                                        "optim.g_lr": 1e-2, "optim.d_lr": 1e-2,  # large steps: a wrong batch shows
                                        "data.data_dir": data_dir, "data.cache_mb": 0})
+    dataset, seeds_dir = data.open_dataset(config.data), str(tmp_path / "seeds")
     # The raw generator: after 3 steps the EMA one is still nearly the initial one.
-    samples = mode_coverage.train_seeds(config, data.open_dataset(config.data), [3, 0], use_ema=False,
-                                        num_samples=6)
-    config.seed = 3
-    train.train_and_evaluate(config, str(tmp_path))
-    own = trained.load(str(tmp_path)).sample(0, 6, [], use_ema=False)  # sample.py ... --seed 0 --no-ema
+    samples, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    seed_3 = config.copy_and_resolve_references()
+    seed_3.seed = 3
+    train.train_and_evaluate(seed_3, str(tmp_path / "train_py"))
+    own = trained.load(str(tmp_path / "train_py")).sample(0, 6, [], use_ema=False)  # sample.py --seed 0 --no-ema
     assert samples.shape == (2, *own.shape)
     # Seed 3 first: its batches, not the last seed's (off by one batch: 1e-2 and more).
     np.testing.assert_allclose(samples[0], own, atol=1e-4)
     assert np.abs(samples[1] - own).max() > 1e-3  # seed 0 is another run
+
+    # Stopped after the step-2 checkpoint: the same call trains step 3 again, from it, to the same runs.
+    shutil.rmtree(os.path.join(seeds_dir, "checkpoints", "3"))
+    capsys.readouterr()
+    resumed, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    assert f"resumed {seeds_dir} from step 2" in capsys.readouterr().out
+    np.testing.assert_array_equal(resumed, samples)
+    with pytest.raises(UserError, match=r"holds the runs of seeds \[3, 0\], not \[3\]; pass the same --seeds"):
+        mode_coverage.train_seeds(config, dataset, [3], False, 6, seeds_dir)
 
 
 def test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes_points(tmp_path, capsys):
@@ -144,7 +157,7 @@ def test_minibatch_stddev_groups_that_would_mix_real_and_fake_are_refused(tiny_c
     train.validate(tiny_config)
 
 
-def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path):
+def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path, monkeypatch):
     """GPU images often hold jax and torch but no TensorFlow: only TensorBoard summaries need it."""
     hidden = env_without_tensorflow(tmp_path)
     assert "No module named 'tensorflow'" in run_script("-c", "import tensorflow", env=hidden).stderr
@@ -153,10 +166,7 @@ def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path):
                              "--config.model.g_width=16", "--config.model.d_width=8", "--config.log_every=1",
                              "--config.sample_every=2", "--config.checkpoint_every=2", env=hidden)
     assert trained_run.returncode == 0, trained_run.stderr
-    sampled = run_script("sample.py", "--workdir", workdir, "--num", "10", "--out", str(tmp_path / "points.npy"),
-                         env=hidden)
-    assert sampled.returncode == 0, sampled.stderr
-    assert np.load(tmp_path / "points.npy").shape == (10, 2)
+    # (sample.py without TensorFlow: tests/test_cli.py::test_folder_of_styles_end_to_end.)
     out = tmp_path / "benchmark"
     benchmark = run_script("benchmarks/mode_coverage.py", "--only", "ring8", "--seeds", "2", "--steps", "3",
                            "--methods", "PacGAN2", "--out", str(out), env=hidden)
@@ -167,6 +177,19 @@ def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path):
     table = (out / "table.md").read_text()
     assert "| jaxgan PacGAN2 | 3 |" in table and "| PacGAN2 (published) | 400k | 7.9 ± 0.1 |" in table
     assert (out / "ring8_PacGAN2.png").stat().st_size > 0
+    assert os.listdir(out / "runs" / "ring8_PacGAN2" / "checkpoints") == ["3"]
+
+    # Its runs are continued only by the seeds and config that made them: one line, before any training.
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import mode_coverage
+
+    monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "ring8", "--seeds", "3", "--steps", "3",
+                                      "--methods", "GAN,PacGAN2", "--out", str(out)])
+    with pytest.raises(SystemExit) as stop:
+        mode_coverage.main()
+    assert str(stop.value) == (f"mode_coverage.py: error: {out}/runs/ring8_PacGAN2 holds the runs of seeds [0, 1], "
+                               f"not [0, 1, 2]; pass the same --seeds to continue them or another --out")
+    assert not (out / "runs" / "ring8_GAN").exists()
 
 
 def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_path, monkeypatch):

@@ -28,6 +28,12 @@ def files_digest(directory) -> dict[str, str]:
     return digests
 
 
+def initial_state(config, generator, discriminator):
+    """`train.init_state` at 28x28x1, compiled whole as train.py runs it: op by op, it would compile
+    each of its hundreds of operations (seconds per test)."""
+    return jax.jit(lambda: train.init_state(config, generator, discriminator, (28, 28, 1)))()
+
+
 @pytest.fixture
 def fixed_batch():
     images = jax.random.uniform(jax.random.key(7), (8, 28, 28, 1), minval=-1.0, maxval=1.0)
@@ -36,7 +42,7 @@ def fixed_batch():
 
 def test_one_step_updates_everything_and_lowers_the_d_loss(tiny_config, fixed_batch):
     generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
-    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    state = initial_state(tiny_config, generator, discriminator)
     new_state, metrics = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, fixed_batch)
 
     assert int(new_state.step) == 1
@@ -47,9 +53,10 @@ def test_one_step_updates_everything_and_lowers_the_d_loss(tiny_config, fixed_ba
 
     # The D loss on this very batch and these fakes, before and after D's update.
     z = train.step_latents(tiny_config, 0, 8)
-    fake, _ = generator.apply({"params": state.g_params, "batch_stats": state.g_batch_stats}, z,
-                              fixed_batch["label"], train=True, mutable=["batch_stats"])
+    fake, _ = jax.jit(lambda: generator.apply({"params": state.g_params, "batch_stats": state.g_batch_stats}, z,
+                                              fixed_batch["label"], train=True, mutable=["batch_stats"]))()
 
+    @jax.jit
     def d_loss(params, stats):
         variables = {"params": params, "batch_stats": stats}
         return losses.nonsaturating_d_loss(discriminator.apply(variables, fixed_batch["image"], fixed_batch["label"]),
@@ -64,7 +71,7 @@ def test_one_step_updates_everything_and_lowers_the_d_loss(tiny_config, fixed_ba
 
 def test_ema_follows_generator_with_warm_up(tiny_config, fixed_batch):
     generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
-    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    state = initial_state(tiny_config, generator, discriminator)
     new_state, _ = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, fixed_batch)
     decay = min(tiny_config.optim.ema_decay, 1.0 / 10.0)  # warm-up at step 0: (1 + 0) / (10 + 0)
     expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, new_state.g_params)
@@ -129,8 +136,9 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(resumable_config, tmp_
     uninterrupted = train.train_and_evaluate(config, str(tmp_path / "whole"))
 
     # The same run, stopped just after its step-3 checkpoint: the later checkpoint never happened.
+    # (A copy of the whole run's workdir: training it again would make the same files, bitwise.)
     workdir = tmp_path / "stopped"
-    train.train_and_evaluate(config, str(workdir))
+    shutil.copytree(tmp_path / "whole", workdir)
     shutil.rmtree(workdir / "checkpoints" / "6")
     resumed = train.train_and_evaluate(config, str(workdir))
 
@@ -197,7 +205,7 @@ def test_sampling_a_trained_run(tiny_config, tmp_path):
 
 def test_a_non_finite_step_changes_nothing_but_the_step(tiny_config, fixed_batch):
     generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
-    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    state = initial_state(tiny_config, generator, discriminator)
     poisoned = dict(fixed_batch, image=fixed_batch["image"].at[0, 0, 0, 0].set(jnp.nan))
     new_state, metrics = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, poisoned)
     assert float(metrics["skipped"]) == 1 and float(metrics["nonfinite_d_loss"]) == 1
@@ -255,7 +263,7 @@ def test_gradient_accumulation_gives_the_full_batch_update(tiny_config, n_dis):
     results = {}
     for accum in (1, 4):
         tiny_config.optim.grad_accum = accum
-        state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+        state = initial_state(tiny_config, generator, discriminator)
         step = jax.jit(train.make_step(tiny_config, generator, discriminator))
         for _ in range(2):
             state, metrics = step(state, batch)
@@ -267,7 +275,7 @@ def test_gradient_accumulation_gives_the_full_batch_update(tiny_config, n_dis):
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name),
                      getattr(split, name), getattr(whole, name))
     # The update moved the parameters by far more than the tolerance: the comparison can fail.
-    initial = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    initial = initial_state(tiny_config, generator, discriminator)
     assert not tree_equal(jax.tree.map(lambda a: np.round(a, 3), initial.d_params),
                           jax.tree.map(lambda a: np.round(a, 3), whole.d_params))
 
@@ -275,7 +283,7 @@ def test_gradient_accumulation_gives_the_full_batch_update(tiny_config, n_dis):
 def test_gradient_accumulation_trains_batch_norm_models(tiny_config, fixed_batch):
     tiny_config.optim.grad_accum = 2
     generator, discriminator = train.build_models(tiny_config, (28, 28, 1), 10)
-    state = train.init_state(tiny_config, generator, discriminator, (28, 28, 1))
+    state = initial_state(tiny_config, generator, discriminator)
     new_state, metrics = jax.jit(train.make_step(tiny_config, generator, discriminator))(state, fixed_batch)
     assert float(metrics["skipped"]) == 0
     for name in ("g_params", "d_params", "g_batch_stats", "d_batch_stats"):
