@@ -24,7 +24,7 @@ the value read by the key's type, as train.py's --config.KEY=VALUE) changes a co
 method. Prints a markdown table beside the published rows and writes to --out: table.md,
 results.json (every seed's numbers) and NAME_METHOD.png (seed 0's samples: over the modes for 2-D,
 an 8x8 grid for Stacked MNIST). "train s": a method's training seconds, compiling included, summed
-over the commands that trained it.
+over the commands that trained it (each up to its last checkpoint); sampling and scoring excluded.
 """
 
 import argparse
@@ -128,16 +128,18 @@ def method_config(mixture: str, method: str, steps: int | None, overrides: dict 
     return config
 
 
-def check_saved(meta: dict, step: int, config, seeds: list[int], workdir: str) -> None:
+def check_saved(meta: dict, step: int, config, seeds: list[int], workdir: str) -> list[str]:
     """Refuses the checkpoint at `step` of `workdir` (its metadata `meta`) if `config` and `seeds`
-    cannot continue it: another config or other seeds made it, or it is past config.steps."""
-    train.check_resumable(config, meta["config"], workdir, elsewhere="another --out")
+    cannot continue it: another config or other seeds made it, or it is past config.steps.
+    Returns the allowed config changes, as train.check_resumable does."""
+    changes = train.check_resumable(config, meta["config"], workdir, elsewhere="another --out")
     if meta.get("seeds") != seeds:
         raise UserError(f"{workdir} holds the runs of seeds {meta.get('seeds')}, not {seeds}; "
                         f"pass the same --seeds to continue them or another --out")
     if step > config.steps:
         raise UserError(f"{workdir} is trained to step {step}, beyond --steps {config.steps}; "
                         f"pass --steps {step} or another --out")
+    return changes
 
 
 def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds: list[int], use_ema: bool,
@@ -172,8 +174,7 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
         states, seconds = train_states(config, pipelines, generator, discriminator, seed_array, states, seconds,
                                        manager)
     finally:
-        manager.wait_until_finished()
-        manager.close()
+        manager.close()  # waits for the last save
     return sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples), seconds
 
 
@@ -185,15 +186,17 @@ def resume_seeds(manager, workdir: str, config, seeds: list[int], abstract_state
 
     def restore_step(step):
         meta = checkpoint.restore_meta(manager, step)
-        check_saved(meta, step, config, seeds, workdir)
-        return checkpoint.restore(manager, step, meta, abstract_states,
-                                  jax.sharding.SingleDeviceSharding(jax.devices()[0])), meta["train_seconds"]
+        changes = check_saved(meta, step, config, seeds, workdir)
+        states = checkpoint.restore(manager, step, meta, abstract_states,
+                                    jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+        return states, meta["train_seconds"], changes
 
-    (states, seconds), unreadable = checkpoint.restore_newest_readable(manager, workdir, restore_step,
-                                                                       "resuming from")
+    (states, seconds, changes), unreadable = checkpoint.restore_newest_readable(manager, workdir, restore_step,
+                                                                                "resuming from")
     if unreadable:  # set aside, so that training can save those steps again
         checkpoint.set_aside(manager, workdir, unreadable)
-    print(f"  resumed {workdir} from step {int(states.step[0])}", flush=True)
+    print(f"  resumed {workdir} from step {int(states.step[0])}"
+          + "".join(f"; config change since then: {change}" for change in changes), flush=True)
     return states, seconds
 
 
@@ -289,31 +292,36 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
     args = parser.parse_args()
     checkpoint.leave_failures_to_exceptions()
-    benchmark_names, method_names = args.only.split(","), args.methods.split(",")
-    for name in benchmark_names:
-        if name not in CONFIGS:
-            sys.exit(f"mode_coverage.py: error: --only {name}: choose from {', '.join(CONFIGS)}")
-    for name in method_names:
-        if name not in METHODS:
-            sys.exit(f"mode_coverage.py: error: --methods {name}: choose from {', '.join(METHODS)}")
-    if args.seeds is not None and args.seeds < 1:
-        sys.exit(f"mode_coverage.py: error: --seeds {args.seeds}: train at least 1 seed")
-    try:  # every method's config built and its data opened, so every --set key checked, before anything trains
-        overrides = parse_overrides(args.set, benchmark_names[0])
-        configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
-                   for benchmark in benchmark_names for method in method_names}
-        # Opened once per benchmark, before training: the methods change no data key.
-        datasets = {benchmark: data.open_dataset(configs[benchmark, method_names[0]].data)
-                    for benchmark in benchmark_names}
-        for (benchmark, method), config in configs.items():
-            check_workdir(method_workdir(args.out, benchmark, method), config, seeds_of(args, benchmark))
+    try:
+        check_and_run(args)
     except UserError as e:
         sys.exit(f"mode_coverage.py: error: {e}")
-    try:
-        run(args, overrides, configs, datasets)
     except KeyboardInterrupt:
         sys.exit(f"mode_coverage.py: stopped; the same command continues each method from its last checkpoint "
                  f"in {os.path.join(args.out, 'runs')}")
+
+
+def check_and_run(args) -> None:
+    """Checks every argument, config and method workdir, then runs the benchmarks; UserError for bad input."""
+    benchmark_names, method_names = args.only.split(","), args.methods.split(",")
+    for name in benchmark_names:
+        if name not in CONFIGS:
+            raise UserError(f"--only {name}: choose from {', '.join(CONFIGS)}")
+    for name in method_names:
+        if name not in METHODS:
+            raise UserError(f"--methods {name}: choose from {', '.join(METHODS)}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: train at least 1 seed")
+    # Every method's config built, its data opened and its workdir checked before anything trains.
+    overrides = parse_overrides(args.set, benchmark_names[0])
+    configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
+               for benchmark in benchmark_names for method in method_names}
+    # Opened once per benchmark: the methods change no data key.
+    datasets = {benchmark: data.open_dataset(configs[benchmark, method_names[0]].data)
+                for benchmark in benchmark_names}
+    for (benchmark, method), config in configs.items():
+        check_workdir(method_workdir(args.out, benchmark, method), config, seeds_of(args, benchmark))
+    run(args, overrides, configs, datasets)
 
 
 def method_workdir(out: str, benchmark: str, method: str) -> str:
@@ -325,19 +333,18 @@ def seeds_of(args, benchmark: str) -> list[int]:
 
 
 def check_workdir(workdir: str, config, seeds: list[int]) -> None:
-    """Refuses, before anything trains, a method's workdir whose newest checkpoint cannot be continued."""
+    """Refuses, before anything trains, a method's workdir whose newest readable checkpoint cannot be continued."""
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         return
     manager = checkpoint.open_manager(workdir, read_only=True)
     try:
-        if not manager.all_steps():
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                meta = checkpoint.restore_meta(manager, step)
+            except checkpoint.UnreadableCheckpoint:
+                continue  # resuming names it and goes back to an older one, as here
+            check_saved(meta, step, config, seeds, workdir)
             return
-        step = manager.latest_step()
-        try:
-            meta = checkpoint.restore_meta(manager, step)
-        except checkpoint.UnreadableCheckpoint:
-            return  # resuming names it and goes back to an older one
-        check_saved(meta, step, config, seeds, workdir)
     finally:
         manager.close()
 

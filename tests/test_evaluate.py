@@ -21,7 +21,7 @@ DIGITS = tuple(str(d) for d in range(10))
 def digit_classifier(data_dir):
     """The seed-0 classifier, trained once into the session's data dir and read from there.
 
-    Trained in a process at XLA's default optimisation level (about 35 s on 2 cores): its 500 steps
+    Trained in a process at XLA's default optimisation level (about 40 s on 2 cores): its 500 steps
     are run time, not compile time, and take a quarter longer at the suite's lowest level."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = env["XLA_FLAGS"].replace(FAST_COMPILE_FLAGS, "").strip()
@@ -37,12 +37,14 @@ def test_digit_classifier_is_accurate_and_cached_with_its_accuracy(digit_classif
     assert digit_classifier.held_out_accuracy >= 0.97
     cached = glob.glob(os.path.join(data.cache_dir(data_dir), "digit_classifier", "seed0-*"))
     assert sorted(os.path.splitext(p)[1] for p in cached) == [".json", ".msgpack"]
-    again = classifier.load_or_train_digit_classifier(0, data_dir)  # read back, not trained again
-    assert again.held_out_accuracy == digit_classifier.held_out_accuracy
+    # The fixture's classifier was read back from the cache that the training process wrote: its
+    # parameters must score what that process measured on the whole held-out split (a broken save
+    # would not). Within 0.2 %: that process compiled at another optimisation level.
     test_set = data.Pipeline(data.load_dataset("jaxgan_digits", "test", "label", data_dir), 0, 1000).batch(0)
-    features, logits = again.embed(test_set["image"][:64])
+    accuracy = np.mean(digit_classifier.predict(test_set["image"]) == test_set["label"])
+    assert abs(accuracy - digit_classifier.held_out_accuracy) <= 0.002
+    features, logits = digit_classifier.embed(test_set["image"][:64])
     assert features.shape == (64, 128) and logits.shape == (64, 10) and features.min() >= 0
-    np.testing.assert_array_equal(again.predict(test_set["image"]), digit_classifier.predict(test_set["image"]))
 
 
 def test_classifier_max_pool_has_flax_max_pool_values_and_gradient_even_on_ties():

@@ -107,11 +107,21 @@ def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, 
     # Stopped after the step-2 checkpoint: the same call trains step 3 again, from it, to the same runs.
     shutil.rmtree(os.path.join(seeds_dir, "checkpoints", "3"))
     capsys.readouterr()
-    resumed, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    resumed, seconds = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
     assert f"resumed {seeds_dir} from step 2" in capsys.readouterr().out
     np.testing.assert_array_equal(resumed, samples)
+    # Finished: sampled again, nothing trained.
+    again, seconds_again = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    assert "step 3/3" not in capsys.readouterr().out and seconds_again == seconds > 0
+    np.testing.assert_array_equal(again, samples)
     with pytest.raises(UserError, match=r"holds the runs of seeds \[3, 0\], not \[3\]; pass the same --seeds"):
         mode_coverage.train_seeds(config, dataset, [3], False, 6, seeds_dir)
+    config.steps = 2
+    with pytest.raises(UserError, match=r"is trained to step 3, beyond --steps 2; pass --steps 3 or another --out"):
+        mode_coverage.check_workdir(seeds_dir, config, [3, 0])
+    config.steps, config.optim.b1 = 3, 0.25
+    with pytest.raises(UserError, match=r"another config \(optim.b1: 0\.[58] -> 0\.25\); .* or use another --out"):
+        mode_coverage.check_workdir(seeds_dir, config, [3, 0])
 
 
 def test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes_points(tmp_path, capsys):
@@ -166,7 +176,8 @@ def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path, monkeypatch
                              "--config.model.g_width=16", "--config.model.d_width=8", "--config.log_every=1",
                              "--config.sample_every=2", "--config.checkpoint_every=2", env=hidden)
     assert trained_run.returncode == 0, trained_run.stderr
-    # (sample.py without TensorFlow: tests/test_cli.py::test_folder_of_styles_end_to_end.)
+    # (sample.py without TensorFlow: tests/test_cli.py::test_folder_of_styles_end_to_end; its 2-D
+    # points: test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes_points.)
     out = tmp_path / "benchmark"
     benchmark = run_script("benchmarks/mode_coverage.py", "--only", "ring8", "--seeds", "2", "--steps", "3",
                            "--methods", "PacGAN2", "--out", str(out), env=hidden)
