@@ -324,8 +324,13 @@ def check_and_run(args) -> None:
     run(args, overrides, configs, datasets)
 
 
+def method_name(benchmark: str, method: str) -> str:
+    """NAME_METHOD of the method's picture and workdir: "grid25_GAN+mbstd" for "GAN + mbstd"."""
+    return f"{benchmark}_{method.replace(' ', '')}"
+
+
 def method_workdir(out: str, benchmark: str, method: str) -> str:
-    return os.path.join(out, "runs", f"{benchmark}_{method.replace(' ', '')}")
+    return os.path.join(out, "runs", method_name(benchmark, method))
 
 
 def seeds_of(args, benchmark: str) -> list[int]:
@@ -370,7 +375,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                       "| --- | --- | --- | --- | --- | --- | --- |"]
         for method in args.methods.split(","):
             config = configs[benchmark, method]
-            picture = os.path.join(args.out, f"{benchmark}_{method.replace(' ', '')}.png")
+            picture = os.path.join(args.out, method_name(benchmark, method) + ".png")
             print(f"{benchmark} {method}, {len(seeds)} seeds at once:", flush=True)
             samples, seconds = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
                                            EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
