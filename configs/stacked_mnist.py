@@ -4,9 +4,9 @@ Command:  python train.py --config configs/stacked_mnist.py --workdir runs/stack
           python benchmarks/mode_coverage.py --only stacked_mnist --seeds 5   (modes and KL over seeds)
 Expect:   see README "Mode coverage": modes of 1,000 hit by 26,000 samples (each channel labelled by
           jaxgan's digit classifier) and KL(generated mode histogram || uniform), over seeds.
-          Seed 0 on one H200, trained alone with train.py's loop (~100 s per 20k steps; the 40k
-          runs continued the 20k ones): this config 999 modes / KL 0.254 at --steps 20000, 1000 /
-          0.106 at 40000; PacGAN2 (--methods PacGAN2) 993 / 0.295 and 1000 / 0.137.
+          Seeds 0-4 on one H200 (the 5 seeds trained at once, ~125 steps/s): this config 999.0 +- 0.3
+          modes (1 of 5 seeds all 1,000) / KL 0.241 at --steps 20000, 1000.0 (5/5) / 0.123 at 40000;
+          PacGAN2 (--methods PacGAN2) 997.4 +- 0.8 (0/5) / 0.249 and 1000.0 (5/5) / 0.136.
 Anchor:   PacGAN (Lin et al. 2018, Table 2): DCGAN 78.9 +- 6.5 modes / KL 4.50, PacDCGAN2 1000.0 / 0.06;
           VEEGAN (Srivastava et al. 2017, Table 2): DCGAN 99 / 3.4. PacGAN setting: 128k stacked
           images, 50 epochs (100,000 steps), batch 64, Adam(2e-4, 0.5), z of 100. Here the digits are
