@@ -168,13 +168,17 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
     init = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))
     manager = checkpoint.open_manager(workdir, max_to_keep=2)
     try:
-        states, seconds = resume_seeds(manager, workdir, config, seeds, jax.eval_shape(init, seed_array))
-        if states is None:
-            states = init(seed_array)
-        states, seconds = train_states(config, pipelines, generator, discriminator, seed_array, states, seconds,
-                                       manager)
-    finally:
-        manager.close()  # waits for the last save
+        try:
+            states, seconds = resume_seeds(manager, workdir, config, seeds, jax.eval_shape(init, seed_array))
+            if states is None:
+                states = init(seed_array)
+            states, seconds = train_states(config, pipelines, generator, discriminator, seed_array, states,
+                                           seconds, manager)
+        finally:
+            manager.close()  # waits for the last save
+    except Exception as error:  # a full disk: one line naming the checkpoints kept, as train.py says it
+        checkpoint.raise_if_write_failure(error, manager, workdir)
+        raise
     return sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples), seconds
 
 
@@ -299,6 +303,12 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(f"mode_coverage.py: stopped; the same command continues each method from its last checkpoint "
                  f"in {os.path.join(args.out, 'runs')}")
+    except Exception as error:  # writing the table, results.json or a picture
+        reason = checkpoint.write_failure(error)
+        if reason is None:
+            raise
+        sys.exit(f"mode_coverage.py: error: cannot write in {args.out} ({reason}); free some space or make it "
+                 f"writable, then run the same command (methods already trained are only scored again)")
 
 
 def check_and_run(args) -> None:

@@ -13,9 +13,11 @@ recomputes the fingerprint and checks the arrays are finite, and a checkpoint th
 reported as unreadable instead of being used.
 """
 
+import errno
 import hashlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -158,6 +160,42 @@ def set_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) ->
         multihost_utils.sync_global_devices("jaxgan: unreadable checkpoints set aside")
     manager.reload()
     return destination
+
+
+# Errors of writes that a full disk, a quota or a read-only or locked-down directory cause.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_failure(error: BaseException) -> str | None:
+    """The OS's words for a failed write behind `error` ("No space left on device"), else None.
+
+    Python's own writes raise OSError; Orbax's go through TensorStore, whose errors are ValueErrors
+    carrying "[os_error_code='28']", possibly as the cause of another exception.
+    """
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+            return os.strerror(error.errno)
+        code = re.search(r"os_error_code='?(\d+)", str(error))
+        if code and int(code.group(1)) in WRITE_ERRNOS:
+            return os.strerror(int(code.group(1)))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def raise_if_write_failure(error: BaseException, manager: ocp.CheckpointManager, workdir: str) -> None:
+    """Raises a one-line UserError if `error` is a failed write (`write_failure`) while training saved
+    checkpoints to `manager` in `workdir`, naming the newest checkpoint left intact; else returns."""
+    reason = write_failure(error)
+    if reason is None:
+        return
+    manager.reload()  # the steps whose directories are complete on disk
+    kept = manager.latest_step()
+    if kept is None:
+        outcome = "no checkpoint was written yet; free some space or make it writable, then run the same command"
+    else:
+        outcome = (f"its checkpoints up to step {kept} are intact; free some space or make it writable, then "
+                   f"run the same command to continue from step {kept}")
+    raise UserError(f"cannot write in {workdir} ({reason}); {outcome}") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -5,11 +5,9 @@ Read top to bottom: `build_models` and `build_optimizers` turn a config into the
 and `train_and_evaluate` runs it with logging, sample grids and Orbax checkpoints in WORKDIR.
 """
 
-import errno
 import json
 import math
 import os
-import re
 import signal
 import threading
 import time
@@ -764,37 +762,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         finally:
             manager.close()  # waits for the checkpoint being written, also after an error (a non-finite stop)
     except Exception as error:
-        reason = _write_failure(error)
-        if reason is None:
-            raise
-        manager.reload()  # the steps whose directories are complete on disk
-        kept = manager.latest_step()
-        if kept is None:
-            outcome = "no checkpoint was written yet; free some space or make it writable, then run the same command"
-        else:
-            outcome = (f"its checkpoints up to step {kept} are intact; free some space or make it writable, then "
-                       f"run the same command to continue from step {kept}")
-        raise UserError(f"cannot write in {workdir} ({reason}); {outcome}") from None
-
-
-# Errors of writes that a full disk, a quota or a read-only or locked-down directory cause.
-WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def _write_failure(error: BaseException) -> str | None:
-    """The OS's words for a failed write behind `error` ("No space left on device"), else None.
-
-    Python's own writes raise OSError; Orbax's go through TensorStore, whose errors are ValueErrors
-    carrying "[os_error_code='28']", possibly as the cause of another exception.
-    """
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
-            return os.strerror(error.errno)
-        code = re.search(r"os_error_code='?(\d+)", str(error))
-        if code and int(code.group(1)) in WRITE_ERRNOS:
-            return os.strerror(int(code.group(1)))
-        error = error.__cause__ or error.__context__
-    return None
+        checkpoint.raise_if_write_failure(error, manager, workdir)
+        raise
 
 
 def _resume_and_train(config, workdir, pipeline, generator, shardings, manager, traced_init, step_fn,

@@ -1,5 +1,6 @@
 """Shared fixtures: one locally built TFDS data dir and tiny configs that train in seconds."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -117,3 +118,35 @@ def env_without_tensorflow(directory) -> dict:
     with open(os.path.join(directory, "sitecustomize.py"), "w") as f:
         f.write(HIDE_TENSORFLOW)
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))}
+
+
+def fill(path) -> None:
+    """Writes zeros to `path` until its file system is full."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(descriptor, bytes(1 << 16))
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(descriptor)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 8 MiB tmpfs: it fills up, and it can be remounted read-only (the tests run as root, where
+    chmod does not stop writes)."""
+    path = tmp_path / "disk"
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    if mounted.returncode:
+        pytest.skip(f"mounting a tmpfs needs root with CAP_SYS_ADMIN, as CI has: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def remount(path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)

@@ -4,13 +4,14 @@ import json
 import os
 import shutil
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, env_without_tensorflow, run_script
+from conftest import ROOT, env_without_tensorflow, fill, run_script
 from jaxgan import data, mixtures, train, trained
 from jaxgan.errors import UserError
 
@@ -237,3 +238,49 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
             mode_coverage.main()
         assert str(stop.value) == f"mode_coverage.py: error: {message}"  # the one line, exit status 1
         assert not out.exists()
+
+
+def test_a_full_disk_is_one_line_and_the_same_command_continues(small_disk, monkeypatch, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import mode_coverage
+
+    monkeypatch.setattr(mode_coverage, "CHUNK_STEPS", 2)
+    monkeypatch.setattr(mode_coverage, "CHECKPOINT_SECONDS", 0)  # a checkpoint after every chunk: steps 2 and 4
+    out = small_disk / "out"
+    workdir = out / "runs" / "ring8_PacGAN2"
+    monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "ring8", "--seeds", "2", "--steps", "4",
+                                      "--methods", "PacGAN2", "--set", "model.g_width=16", "--set", "model.d_width=8",
+                                      "--out", str(out)])
+    report_progress = mode_coverage.report_progress
+
+    def fill_the_disk_before_step_4s_checkpoint(done_before, done, *rest):
+        report_progress(done_before, done, *rest)
+        if done == 4:
+            while not (workdir / "checkpoints" / "2").is_dir():  # written in the background, renamed when complete
+                time.sleep(0.01)
+            fill(small_disk / "filler")
+
+    monkeypatch.setattr(mode_coverage, "report_progress", fill_the_disk_before_step_4s_checkpoint)
+    with pytest.raises(SystemExit) as stop:
+        mode_coverage.main()
+    assert str(stop.value) == (
+        f"mode_coverage.py: error: cannot write in {workdir} (No space left on device); its checkpoints up to "
+        f"step 2 are intact; free some space or make it writable, then run the same command to continue from step 2")
+    assert "2" in os.listdir(workdir / "checkpoints") and "4" not in os.listdir(workdir / "checkpoints")
+
+    os.remove(small_disk / "filler")
+    monkeypatch.setattr(mode_coverage, "report_progress", report_progress)
+    capsys.readouterr()
+    mode_coverage.main()
+    assert f"resumed {workdir} from step 2\n" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["results"][0]["steps"] == 4
+    table = (out / "table.md").read_text()
+
+    # Full while writing the picture or the table of methods already trained: one line, the old table kept.
+    fill(small_disk / "filler")
+    with pytest.raises(SystemExit) as stop:
+        mode_coverage.main()
+    assert str(stop.value) == (
+        f"mode_coverage.py: error: cannot write in {out} (No space left on device); free some space or make it "
+        f"writable, then run the same command (methods already trained are only scored again)")
+    assert (out / "table.md").read_text() == table

@@ -5,7 +5,6 @@ Run with `pytest -s --hypothesis-show-statistics tests/test_reliability.py`, eac
 `fault:` line and Hypothesis the number of examples it tried: README.md's Reliability table is made of them.
 """
 
-import errno
 import importlib.util
 import json
 import os
@@ -24,7 +23,7 @@ from absl import flags
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, make_tiny_config, run_script, tiny_flags, tree_equal
+from conftest import ROOT, fill, make_tiny_config, remount, run_script, tiny_flags, tree_equal
 from jaxgan import augment, data, train, trained
 from jaxgan.errors import UserError
 from test_cli import error_line
@@ -275,38 +274,6 @@ def test_damaged_checkpoints_are_named_and_skipped_never_used(uninterrupted, dat
     assert warning.endswith("); sampling from step 50.") and len(warning) < 400, warning
     assert "from step 50 of" in process.stdout and np.load(out).shape == (4, 28, 28, 1)
     report("sample.py on bytes flipped in the newest checkpoint: named in a warning, sampled from step 50")
-
-
-def fill(path) -> None:
-    """Writes zeros to `path` until its file system is full."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(descriptor, bytes(1 << 16))
-    except OSError as e:
-        assert e.errno == errno.ENOSPC
-    finally:
-        os.close(descriptor)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 8 MiB tmpfs: it fills up, and it can be remounted read-only (the tests run as root, where
-    chmod does not stop writes)."""
-    path = tmp_path / "disk"
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True,
-                             text=True)
-    if mounted.returncode:
-        pytest.skip(f"mounting a tmpfs needs root with CAP_SYS_ADMIN, as CI has: {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "--lazy", str(path)], check=True)
-
-
-def remount(path, mode: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
 
 
 def checkpoint_digests(checkpoints, steps) -> dict[int, dict[str, str]]:
