@@ -3,10 +3,11 @@
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
        [--steps N] [--no-ema] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
 
-For each benchmark and method, trains the seeds AT ONCE (`jax.vmap` of train.py's own step over
-the seed: run s is `python train.py --config configs/NAME.py --config.seed=s` plus the method's
-keys) and draws the protocol's samples from each run's EMA generator (what `sample.py --num N
---out x.npy` writes; --no-ema: the raw generator, which PacGAN evaluates). A method's seeds are
+For each benchmark and method, trains the seeds AT ONCE (train.py's own step for every seed in one
+compiled call: `jax.vmap`-ed for the 2-D MLPs, side by side for conv nets; run s is `python
+train.py --config configs/NAME.py --config.seed=s` plus the method's keys) and draws the
+protocol's samples from each run's EMA generator (what `sample.py --num N --out x.npy` writes;
+--no-ema: the raw generator, which PacGAN evaluates). A method's seeds are
 checkpointed together in OUT/runs/NAME_METHOD/ every minute and at the end: the same command
 continues a stopped benchmark there, and scores finished methods again without training them.
 
@@ -33,6 +34,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -149,8 +151,8 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
     (float32 [S, num_samples, 2] for 2-D, [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST)
     and the seconds spent training them, over every call that trained them.
 
-    The step is train.py's own, `jax.vmap`-ed over the seed, and run s reads the batches that
-    train.py's pipeline gives --config.seed=s, so run s is that train.py run. 2-D steps run
+    The step is train.py's own for every seed at once (`make_seeds_step`), and run s reads the
+    batches that train.py's pipeline gives --config.seed=s, so run s is that train.py run. 2-D steps run
     CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not left waiting
     on Python between the tiny MLP steps; conv nets step one call at a time, because XLA:CPU runs
     the DCGAN step 17x slower inside a compiled loop.
@@ -165,7 +167,7 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
     image_shape = first_pipeline.image_shape
     generator, discriminator = train.build_models(config, image_shape, 0)
     seed_array = jnp.asarray(seeds, jnp.int32)
-    init = jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))
+    init = init_seeds(config, generator, discriminator, image_shape)
     manager = checkpoint.open_manager(workdir, max_to_keep=2)
     try:
         try:
@@ -179,7 +181,8 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
     except Exception as error:  # a full disk: one line naming the checkpoints kept, as train.py says it
         checkpoint.raise_if_write_failure(error, manager, workdir)
         raise
-    return sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples), seconds
+    return (sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples, seeds_side_by_side(config)),
+            seconds)
 
 
 def resume_seeds(manager, workdir: str, config, seeds: list[int], abstract_states) -> tuple:
@@ -210,12 +213,7 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
 
     `states`: the seeds' TrainStates stacked; checkpointed to `manager` as train_seeds says."""
     start_step = int(states.step[0])
-    seeds_step = jax.vmap(train.make_step(config, generator, discriminator))
-    labels = jnp.zeros((len(pipelines), pipelines[0].batch_size), jnp.int32)
-
-    def one_step(states, images):  # images float32 [seeds, rows, *image_shape]
-        return seeds_step(states, {"image": images, "label": labels}, seed_array)[0]
-
+    one_step = make_seeds_step(config, generator, discriminator, seed_array, pipelines[0].batch_size)
     start = saved = time.perf_counter()
     seconds = seconds_before  # as of the last checkpoint: the last step always saves one
 
@@ -229,8 +227,7 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
             saved = time.perf_counter()
 
     if isinstance(pipelines[0], data.MixturePipeline):
-        run_steps = jax.jit(lambda states, images: jax.lax.scan(
-            lambda states, step_images: (one_step(states, step_images), None), states, images)[0], donate_argnums=0)
+        run_steps = steps_in_one_call(one_step)
         for first in range(start_step, config.steps, CHUNK_STEPS):
             steps = range(first, min(first + CHUNK_STEPS, config.steps))
             states = run_steps(states, np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
@@ -250,12 +247,59 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
     return states, seconds
 
 
-def sample_seeds(states, generator, latent_dim: int, use_ema: bool, num_samples: int) -> np.ndarray:
+def init_seeds(config, generator, discriminator, image_shape: tuple) -> Callable:
+    """Compiled `init(seed_array int32 [S]) -> states`: train.py's fresh TrainState of every seed, stacked."""
+    return jax.jit(jax.vmap(lambda seed: train.init_state(config, generator, discriminator, image_shape, seed)))
+
+
+def seeds_side_by_side(config) -> bool:
+    """Whether to run the seeds' networks side by side in one program (conv nets) rather than
+    `jax.vmap`-ed over the seed (the 2-D MLPs). Vmapped matrix products batch well; a vmapped
+    convolution over per-seed weights becomes a grouped one, and XLA:CPU ran 5 seeds' DCGAN steps
+    that way 3x slower than side by side (benchmarks/seeds_at_once.py, README "Mode coverage")."""
+    return config.model.name != "mlp"
+
+
+def over_seeds(function: Callable, side_by_side: bool) -> Callable:
+    """`function` of one seed's arguments as a function of all seeds' (stacked along a leading axis,
+    results too): `jax.vmap`, or with `side_by_side` the seeds' calls next to each other in one program."""
+    if not side_by_side:
+        return jax.vmap(function)
+
+    def each_seed(*args):
+        results = [function(*jax.tree.map(lambda leaf: leaf[i], args)) for i in range(len(jax.tree.leaves(args)[0]))]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *results)
+
+    return each_seed
+
+
+def make_seeds_step(config, generator, discriminator, seed_array: jax.Array, batch_size: int,
+                    side_by_side: bool | None = None) -> Callable:
+    """`one_step(states, images) -> states`: train.py's step for every seed at once (`over_seeds`;
+    `side_by_side` None: `seeds_side_by_side(config)`). states: the seeds' TrainStates stacked; images
+    float32 [S, batch_size, *image_shape]."""
+    step = train.make_step(config, generator, discriminator)
+    labels = jnp.zeros((batch_size,), jnp.int32)
+    seeds_step = over_seeds(lambda state, images, seed: step(state, {"image": images, "label": labels}, seed)[0],
+                            seeds_side_by_side(config) if side_by_side is None else side_by_side)
+    return lambda states, images: seeds_step(states, images, seed_array)
+
+
+def steps_in_one_call(one_step: Callable) -> Callable:
+    """Compiled `run_steps(states, images) -> states`: `one_step` over images [K, ...] in one `lax.scan`."""
+    return jax.jit(lambda states, images: jax.lax.scan(
+        lambda states, step_images: (one_step(states, step_images), None), states, images)[0], donate_argnums=0)
+
+
+def sample_seeds(states, generator, latent_dim: int, use_ema: bool, num_samples: int,
+                 side_by_side: bool) -> np.ndarray:
     """Each seed's first `num_samples` samples of sample.py's --seed 0: float32 [S, num_samples, ...]."""
-    generate = jax.jit(jax.vmap(train.make_generate(generator), in_axes=(0, 0, None, None)))
+    generate = train.make_generate(generator)
+    seeds_generate = jax.jit(lambda params, batch_stats, z: over_seeds(
+        lambda params, batch_stats: generate(params, batch_stats, z, None), side_by_side)(params, batch_stats))
     z = sampling.latents(0, num_samples, latent_dim)  # sample.py's --seed 0
     params = states.ema_params if use_ema else states.g_params
-    return np.concatenate([np.asarray(generate(params, states.g_batch_stats, z[i:i + SAMPLE_CHUNK], None))
+    return np.concatenate([np.asarray(seeds_generate(params, states.g_batch_stats, z[i:i + SAMPLE_CHUNK]))
                            for i in range(0, num_samples, SAMPLE_CHUNK)], axis=1)
 
 

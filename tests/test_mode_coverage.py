@@ -96,14 +96,14 @@ def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, 
     dataset, seeds_dir = data.open_dataset(config.data), str(tmp_path / "seeds")
     # The raw generator: after 3 steps the EMA one is still nearly the initial one.
     samples, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
-    seed_3 = config.copy_and_resolve_references()
-    seed_3.seed = 3
-    train.train_and_evaluate(seed_3, str(tmp_path / "train_py"))
-    own = trained.load(str(tmp_path / "train_py")).sample(0, 6, [], use_ema=False)  # sample.py --seed 0 --no-ema
-    assert samples.shape == (2, *own.shape)
-    # Seed 3 first: its batches, not the last seed's (off by one batch: 1e-2 and more).
-    np.testing.assert_allclose(samples[0], own, atol=1e-4)
-    assert np.abs(samples[1] - own).max() > 1e-3  # seed 0 is another run
+    for index, seed in enumerate([3, 0]):  # each run with its own batches (another seed's: off by 1e-2 and more)
+        own_config = config.copy_and_resolve_references()
+        own_config.seed = seed
+        train.train_and_evaluate(own_config, str(tmp_path / f"train_py_{seed}"))
+        own = trained.load(str(tmp_path / f"train_py_{seed}")).sample(0, 6, [], use_ema=False)  # sample.py --no-ema
+        assert samples.shape == (2, *own.shape)
+        np.testing.assert_allclose(samples[index], own, atol=1e-4)
+    assert np.abs(samples[1] - samples[0]).max() > 1e-3  # two runs
 
     # Stopped after the step-2 checkpoint: the same call trains step 3 again, from it, to the same runs.
     shutil.rmtree(os.path.join(seeds_dir, "checkpoints", "3"))

@@ -1,0 +1,155 @@
+"""Does training seeds at once pay? Seed-steps per second of one seed's step and of S seeds' at once.
+
+python benchmarks/seeds_at_once.py [--only grid25,stacked_mnist] [--methods GAN,PacGAN2] [--seeds N]
+       [--calls 20] [--chunk 10] [--json out.json]
+
+benchmarks/mode_coverage.py trains a method's S seeds at once, in one of two ways
+(`mode_coverage.make_seeds_step`): `jax.vmap` of train.py's step over the seed (the 2-D MLPs, run
+CHUNK_STEPS steps per call in one compiled `lax.scan`), or the S seeds' steps side by side in one
+program (conv nets, one call per step). For each benchmark config and method this times, after
+compiling, on the seeds' own first batches already on the device:
+
+  1 seed                       train.py's step for one seed, one call per step
+  S seeds vmapped              one call per step
+  S seeds side by side         one call per step
+  ..., K per call              K = --chunk steps in one `lax.scan` (--chunk 0: not timed; XLA:CPU
+                               runs the conv nets many times slower inside a compiled loop)
+
+each the median of --calls calls (--calls / K for the scans), each waited for, and the S seeds'
+input pipelines alone: the host time of one step's S batches (mode_coverage.py's reads), the mean
+over --calls x 5 steps. "seed-steps/s" counts S per step of S seeds; "x 1 seed" above 1 is where
+training the seeds at once pays. --seeds: default 10 for 2-D, 5 for Stacked MNIST, as mode_coverage.py.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import mode_coverage  # noqa: E402  (puts ROOT on the path for jaxgan)
+from jaxgan import data, train  # noqa: E402
+
+
+def median_call_seconds(function, state, inputs, calls: int) -> float:
+    """Median seconds of `calls` calls of `state = function(state, inputs)`, each waited for, after
+    one call that compiles it."""
+    state = jax.block_until_ready(function(state, inputs))
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        state = jax.block_until_ready(function(state, inputs))
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def pipelines_step_seconds(pipelines: list, steps: int) -> float:
+    """Mean host seconds of one step's batches from every pipeline, read as mode_coverage.py reads them."""
+    if isinstance(pipelines[0], data.MixturePipeline):
+        start = time.perf_counter()
+        for step in range(steps):
+            np.stack([p.batch(step)["image"] for p in pipelines])
+        return (time.perf_counter() - start) / steps
+    batches = [p.batches(0, steps + 2) for p in pipelines]
+    try:
+        for b in batches:
+            next(b), next(b)  # threads started, first batches out
+        start = time.perf_counter()
+        for _ in range(steps):
+            tuple(next(b)["image"] for b in batches)
+        return (time.perf_counter() - start) / steps
+    finally:
+        for b in batches:
+            b.close()
+
+
+def time_method(benchmark: str, method: str, dataset, num_seeds: int, calls: int, chunk: int) -> list[dict]:
+    """The rows of one benchmark config and method: ms per step and seed-steps/s of each way to train."""
+    config = mode_coverage.method_config(benchmark, method, None)
+    first_pipeline = data.make_pipeline(dataset, config)
+    pipelines = [first_pipeline.with_seed(seed) for seed in range(num_seeds)]
+    image_shape = first_pipeline.image_shape
+    generator, discriminator = train.build_models(config, image_shape, 0)
+    seed_array = jnp.arange(num_seeds, dtype=jnp.int32)
+    # The seeds' batches of steps 0 .. K-1: float32 [K, S, batch, *image_shape] (K = 1 without the scan).
+    images = jnp.asarray(np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
+                                   for step in range(max(chunk, 1))]))
+
+    step = train.make_step(config, generator, discriminator)
+    labels = jnp.zeros((config.batch_size,), jnp.int32)
+    one_seed = jax.jit(lambda state, x: step(state, {"image": x, "label": labels})[0], donate_argnums=0)
+    state = jax.jit(lambda: train.init_state(config, generator, discriminator, image_shape))()
+    seconds = {"1 seed": (median_call_seconds(one_seed, state, images[0, 0], calls), 1)}
+
+    init = mode_coverage.init_seeds(config, generator, discriminator, image_shape)
+    for side_by_side in (False, True):
+        how = f"{num_seeds} seeds " + ("side by side" if side_by_side else "vmapped")
+        one_step = mode_coverage.make_seeds_step(config, generator, discriminator, seed_array, config.batch_size,
+                                                 side_by_side)
+        seconds[how] = (median_call_seconds(jax.jit(one_step, donate_argnums=0), init(seed_array), images[0], calls),
+                        num_seeds)
+        if chunk:
+            per_call = median_call_seconds(mode_coverage.steps_in_one_call(one_step), init(seed_array), images,
+                                           max(1, calls // chunk))
+            seconds[f"{how}, {chunk} per call"] = (per_call / chunk, num_seeds)
+    seconds[f"{num_seeds} input pipelines (host)"] = (pipelines_step_seconds(pipelines, 5 * calls), num_seeds)
+
+    one_seed_rate = 1 / seconds["1 seed"][0]
+    rows = [{"benchmark": benchmark, "method": method, "batch_size": config.batch_size, "how": how,
+             "ms_per_step": 1000 * s, "seed_steps_per_second": seeds / s, "vs_one_seed": seeds / s / one_seed_rate}
+            for how, (s, seeds) in seconds.items()]
+    rows[-1]["vs_one_seed"] = None  # the host's rate: what the pipelines could feed, not a way to train
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="grid25,stacked_mnist", help="comma-separated, of "
+                        + ", ".join(mode_coverage.CONFIGS))
+    parser.add_argument("--methods", default="GAN,PacGAN2", help="comma-separated, of "
+                        + ", ".join(mode_coverage.METHODS))
+    parser.add_argument("--seeds", type=int, default=None, help="seeds at once (default: mode_coverage.py's)")
+    parser.add_argument("--calls", type=int, default=20, help="timed calls per figure")
+    parser.add_argument("--chunk", type=int, default=10, help="steps per call of the scan rows (0: none)")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    for flag, names, known in (("--only", args.only, mode_coverage.CONFIGS), ("--methods", args.methods,
+                                                                               mode_coverage.METHODS)):
+        for name in names.split(","):
+            if name not in known:
+                sys.exit(f"seeds_at_once.py: error: {flag} {name}: choose from {', '.join(known)}")
+    for flag, value, least in (("--seeds", args.seeds or 1, 1), ("--calls", args.calls, 1), ("--chunk", args.chunk, 0)):
+        if value < least:
+            sys.exit(f"seeds_at_once.py: error: {flag} {value}: give at least {least}")
+    rows = []
+    print(f"{jax.device_count()} {jax.devices()[0].device_kind}, jax {jax.__version__}\n")
+    print("| config | method | batch | how | ms per step | seed-steps/s | x 1 seed |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for benchmark in args.only.split(","):
+        dataset = None
+        for method in args.methods.split(","):
+            config = mode_coverage.method_config(benchmark, method, None)
+            dataset = dataset or data.open_dataset(config.data)  # the methods change no data key
+            num_seeds = args.seeds or mode_coverage.DEFAULT_SEEDS[benchmark]
+            for row in time_method(benchmark, method, dataset, num_seeds, args.calls, args.chunk):
+                rows.append(row)
+                gain = "" if row["vs_one_seed"] is None else f"{row['vs_one_seed']:.2f}"
+                print(f"| {benchmark} | {method} | {row['batch_size']} | {row['how']} | {row['ms_per_step']:.2f} | "
+                      f"{row['seed_steps_per_second']:.0f} | {gain} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": jax.devices()[0].device_kind, "jax": jax.__version__, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
