@@ -4,10 +4,11 @@ python benchmarks/seeds_at_once.py [--only grid25,stacked_mnist] [--methods GAN,
        [--calls 20] [--chunk 10] [--json out.json]
 
 benchmarks/mode_coverage.py trains a method's S seeds at once, in one of two ways
-(`mode_coverage.make_seeds_step`): `jax.vmap` of train.py's step over the seed (the 2-D MLPs, run
-CHUNK_STEPS steps per call in one compiled `lax.scan`), or the S seeds' steps side by side in one
-program (conv nets, one call per step). For each benchmark config and method this times, after
-compiling, on the seeds' own first batches already on the device:
+(`mode_coverage.make_seeds_step`): `jax.vmap` of train.py's step over the seed, or the S seeds'
+steps side by side in one program (conv nets on a CPU: `mode_coverage.seeds_side_by_side`); the
+2-D MLPs CHUNK_STEPS steps per call in one compiled `lax.scan`, conv nets one call per step. For
+each benchmark config and method this times, after compiling, on the seeds' own first batches
+already on the device:
 
   1 seed                       train.py's step for one seed, one call per step
   S seeds vmapped              one call per step
