@@ -4,12 +4,12 @@ python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds 
        [--steps N] [--no-ema] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
 
 For each benchmark and method, trains the seeds AT ONCE (train.py's own step for every seed in one
-compiled call: `jax.vmap`-ed, or side by side for conv nets on a CPU; run s is `python
-train.py --config configs/NAME.py --config.seed=s` plus the method's keys) and draws the
-protocol's samples from each run's EMA generator (what `sample.py --num N --out x.npy` writes;
---no-ema: the raw generator, which PacGAN evaluates). A method's seeds are
-checkpointed together in OUT/runs/NAME_METHOD/ every minute and at the end: the same command
-continues a stopped benchmark there, and scores finished methods again without training them.
+compiled call: `jax.vmap`-ed, or side by side for conv nets on a CPU; run s is `python train.py
+--config configs/NAME.py --config.seed=s` plus the method's keys) and draws the protocol's samples
+from each run's EMA generator (what `sample.py --num N --out x.npy` writes; --no-ema: the raw
+generator, which PacGAN evaluates). A method's seeds are checkpointed together in
+OUT/runs/NAME_METHOD/ every minute and at the end: the same command continues a stopped benchmark
+there, and scores finished methods again without training them.
 
 2-D (configs/ring8.py, configs/grid25.py; 10 seeds unless --seeds): 2,500 samples per run, scored
 with the PacGAN protocol (jaxgan.mixtures.evaluate): modes, high-quality %, reverse KL.
@@ -29,6 +29,7 @@ over the commands that trained it (each up to its last checkpoint); sampling and
 """
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -257,7 +258,8 @@ def seeds_side_by_side(config) -> bool:
     over the seed: for conv nets on a CPU. A vmapped convolution over per-seed weights becomes a
     grouped one, which XLA:CPU ran 3x slower than the seeds side by side (5 Stacked MNIST seeds,
     benchmarks/seeds_at_once.py); vmapped matrix products (the 2-D MLPs) batch well, and on a GPU
-    the vmapped Stacked MNIST seeds ran at 645 seed-steps/s (H200; side by side not measured there)."""
+    the vmapped Stacked MNIST seeds ran at 645 seed-steps/s (H200; side by side not measured there).
+    Side by side, the program holds the step once per seed: it compiles about S times as long."""
     return config.model.name != "mlp" and jax.default_backend() == "cpu"
 
 
@@ -348,12 +350,6 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(f"mode_coverage.py: stopped; the same command continues each method from its last checkpoint "
                  f"in {os.path.join(args.out, 'runs')}")
-    except Exception as error:  # writing the table, results.json or a picture
-        reason = checkpoint.write_failure(error)
-        if reason is None:
-            raise
-        sys.exit(f"mode_coverage.py: error: cannot write in {args.out} ({reason}); free some space or make it "
-                 f"writable, then run the same command (methods already trained are only scored again)")
 
 
 def check_and_run(args) -> None:
@@ -411,7 +407,8 @@ def check_workdir(workdir: str, config, seeds: list[int]) -> None:
 
 def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
     """Trains and scores every benchmark's methods; writes the table, results.json and pictures to args.out."""
-    os.makedirs(args.out, exist_ok=True)
+    with writing_in(args.out):
+        os.makedirs(args.out, exist_ok=True)
     results, lines = [], []
     start = time.perf_counter()
     for benchmark in args.only.split(","):
@@ -437,11 +434,14 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
             if benchmark == "stacked_mnist":
                 scores = [stacked_score(s, digits) for s in samples]
                 num_modes = STACKED_MODES
-                sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(samples[0, :64]), 8))
             else:
                 scores = [mixtures.evaluate(s, benchmark) for s in samples]
-                mixtures.plot(samples[0], benchmark, picture,
-                              title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
+            with writing_in(args.out):
+                if benchmark == "stacked_mnist":
+                    sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(samples[0, :64]), 8))
+                else:
+                    mixtures.plot(samples[0], benchmark, picture,
+                                  title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
             modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
             kl, _ = mean_and_standard_error([s["reverse_kl"] for s in scores])
             full = sum(s["modes"] == num_modes for s in scores)
@@ -470,10 +470,24 @@ def write_outputs(out: str, lines: list[str], results: list[dict], seconds: floa
     """Writes table.md and results.json to `out` (also after each method, so a stopped run keeps them)."""
     when = "This command, whole benchmark" if finished else "This command, stopped early; so far"
     table = "\n".join(lines + [f"{when}: {seconds:.0f} s on {jax.device_count()} {jax.devices()[0].device_kind}."])
-    sampling.write_atomically(os.path.join(out, "table.md"), lambda f: f.write(table.encode() + b"\n"))
-    sampling.write_atomically(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(
-        {"results": results, "total_seconds": seconds, "finished": finished}, indent=1).encode()))
+    with writing_in(out):
+        sampling.write_atomically(os.path.join(out, "table.md"), lambda f: f.write(table.encode() + b"\n"))
+        sampling.write_atomically(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(
+            {"results": results, "total_seconds": seconds, "finished": finished}, indent=1).encode()))
     return table
+
+
+@contextlib.contextmanager
+def writing_in(out: str):
+    """A failed write in the block (a full disk, a read-only --out) becomes one line: a UserError."""
+    try:
+        yield
+    except OSError as error:
+        reason = checkpoint.write_failure(error)
+        if reason is None:
+            raise
+        raise UserError(f"cannot write in {out} ({reason}); free some space or make it writable, then run the same "
+                        f"command (methods already trained are only scored again)") from None
 
 
 if __name__ == "__main__":

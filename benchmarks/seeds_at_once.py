@@ -1,7 +1,7 @@
 """Does training seeds at once pay? Seed-steps per second of one seed's step and of S seeds' at once.
 
 python benchmarks/seeds_at_once.py [--only grid25,stacked_mnist] [--methods GAN,PacGAN2] [--seeds N]
-       [--calls 20] [--chunk 10] [--json out.json]
+       [--calls 20] [--chunk K] [--json out.json]
 
 benchmarks/mode_coverage.py trains a method's S seeds at once, in one of two ways
 (`mode_coverage.make_seeds_step`): `jax.vmap` of train.py's step over the seed, or the S seeds'
@@ -13,10 +13,11 @@ already on the device:
   1 seed                       train.py's step for one seed, one call per step
   S seeds vmapped              one call per step
   S seeds side by side         one call per step
-  ..., K per call              K = --chunk steps in one `lax.scan` (--chunk 0: not timed; XLA:CPU
-                               runs the conv nets many times slower inside a compiled loop)
+  ..., K per call              K = --chunk steps in one `lax.scan` (default 10 for the 2-D MLPs, 0:
+                               not timed, for conv nets: mode_coverage.py does not scan them, and
+                               XLA:CPU runs the DCGAN many times slower inside a compiled loop)
 
-each the median of --calls calls (--calls / K for the scans), each waited for, and the S seeds'
+each the median of --calls calls (--calls / K calls of K steps for the scans), each waited for, and the S seeds'
 input pipelines alone: the host time of one step's S batches (mode_coverage.py's reads), the mean
 over --calls x 5 steps. "seed-steps/s" counts S per step of S seeds; "x 1 seed" above 1 is where
 training the seeds at once pays. --seeds: default 10 for 2-D, 5 for Stacked MNIST, as mode_coverage.py.
@@ -40,6 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import mode_coverage  # noqa: E402  (puts ROOT on the path for jaxgan)
 from jaxgan import data, train  # noqa: E402
+from jaxgan.errors import UserError  # noqa: E402
 
 
 def median_call_seconds(function, state, inputs, calls: int) -> float:
@@ -74,9 +76,8 @@ def pipelines_step_seconds(pipelines: list, steps: int) -> float:
             b.close()
 
 
-def time_method(benchmark: str, method: str, dataset, num_seeds: int, calls: int, chunk: int) -> list[dict]:
+def time_method(config, benchmark: str, method: str, dataset, num_seeds: int, calls: int, chunk: int) -> list[dict]:
     """The rows of one benchmark config and method: ms per step and seed-steps/s of each way to train."""
-    config = mode_coverage.method_config(benchmark, method, None)
     first_pipeline = data.make_pipeline(dataset, config)
     pipelines = [first_pipeline.with_seed(seed) for seed in range(num_seeds)]
     image_shape = first_pipeline.image_shape
@@ -121,17 +122,26 @@ def main() -> None:
                         + ", ".join(mode_coverage.METHODS))
     parser.add_argument("--seeds", type=int, default=None, help="seeds at once (default: mode_coverage.py's)")
     parser.add_argument("--calls", type=int, default=20, help="timed calls per figure")
-    parser.add_argument("--chunk", type=int, default=10, help="steps per call of the scan rows (0: none)")
+    parser.add_argument("--chunk", type=int, default=None, help="steps per call of the scan rows (0: none; "
+                        "default 10 for the 2-D MLPs, 0 for conv nets, which mode_coverage.py does not scan)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
+    try:
+        run(args)
+    except UserError as e:
+        sys.exit(f"seeds_at_once.py: error: {e}")
+
+
+def run(args) -> None:
+    """Checks the arguments (UserError), then times and prints every benchmark config and method."""
     for flag, names, known in (("--only", args.only, mode_coverage.CONFIGS), ("--methods", args.methods,
                                                                                mode_coverage.METHODS)):
         for name in names.split(","):
             if name not in known:
-                sys.exit(f"seeds_at_once.py: error: {flag} {name}: choose from {', '.join(known)}")
-    for flag, value, least in (("--seeds", args.seeds or 1, 1), ("--calls", args.calls, 1), ("--chunk", args.chunk, 0)):
-        if value < least:
-            sys.exit(f"seeds_at_once.py: error: {flag} {value}: give at least {least}")
+                raise UserError(f"{flag} {name}: choose from {', '.join(known)}")
+    for flag, value, least in (("--seeds", args.seeds, 1), ("--calls", args.calls, 1), ("--chunk", args.chunk, 0)):
+        if value is not None and value < least:
+            raise UserError(f"{flag} {value}: give at least {least}")
     rows = []
     print(f"{jax.device_count()} {jax.devices()[0].device_kind}, jax {jax.__version__}\n")
     print("| config | method | batch | how | ms per step | seed-steps/s | x 1 seed |")
@@ -140,9 +150,11 @@ def main() -> None:
         dataset = None
         for method in args.methods.split(","):
             config = mode_coverage.method_config(benchmark, method, None)
-            dataset = dataset or data.open_dataset(config.data)  # the methods change no data key
+            if dataset is None:  # opened once: the methods change no data key
+                dataset = data.open_dataset(config.data)
             num_seeds = args.seeds or mode_coverage.DEFAULT_SEEDS[benchmark]
-            for row in time_method(benchmark, method, dataset, num_seeds, args.calls, args.chunk):
+            chunk = (10 if config.model.name == "mlp" else 0) if args.chunk is None else args.chunk
+            for row in time_method(config, benchmark, method, dataset, num_seeds, args.calls, chunk):
                 rows.append(row)
                 gain = "" if row["vs_one_seed"] is None else f"{row['vs_one_seed']:.2f}"
                 print(f"| {benchmark} | {method} | {row['batch_size']} | {row['how']} | {row['ms_per_step']:.2f} | "

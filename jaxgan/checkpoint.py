@@ -73,8 +73,8 @@ def save(manager: ocp.CheckpointManager, state: Any, config: ml_collections.Conf
          extra_meta: dict | None = None) -> None:
     """Starts an asynchronous save of `state` at its step (the arrays are copied before this returns).
 
-    `state.step`: a scalar, or one per run for runs trained together by `jax.vmap` (all at the same
-    step). `metrics` (name -> float) rank the checkpoint in a manager opened with `best_metric`;
+    `state.step`: a scalar, or one per run for runs trained together (benchmarks/mode_coverage.py;
+    all at the same step). `metrics` (name -> float) rank the checkpoint in a manager opened with `best_metric`;
     `extra_meta`: more JSON-able keys for the metadata.
     """
     meta = {"config": config.to_dict(), "image_shape": list(image_shape), "class_names": list(class_names),
@@ -170,8 +170,11 @@ def write_failure(error: BaseException) -> str | None:
     """The OS's words for a failed write behind `error` ("No space left on device"), else None.
 
     Python's own writes raise OSError; Orbax's go through TensorStore, whose errors are ValueErrors
-    carrying "[os_error_code='28']", possibly as the cause of another exception.
+    carrying "[os_error_code='28']", possibly as the cause of another exception. A UserError is
+    already its own one line.
     """
+    if isinstance(error, UserError):
+        return None
     while error is not None:
         if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
             return os.strerror(error.errno)

@@ -143,8 +143,8 @@ def pack(samples: jax.Array, num_packed: int) -> jax.Array:
 def init_state(config: ml_collections.ConfigDict, generator: models.Generator,
                discriminator: models.Discriminator, image_shape: tuple[int, int, int],
                seed: int | jax.Array | None = None) -> TrainState:
-    """A fresh TrainState from `seed` (default `config.seed`; an int32 array under `jax.vmap` for many
-    seeds at once). Pure: call under `jax.jit` or `jax.eval_shape`."""
+    """A fresh TrainState from `seed` (default `config.seed`; a traced int32 for many seeds at once,
+    as under `jax.vmap`). Pure: call under `jax.jit` or `jax.eval_shape`."""
     g_key, d_key = jax.random.split(jax.random.fold_in(jax.random.key(_seed(config, seed)), 0))
     z = jnp.zeros((2, config.model.latent_dim))
     labels = jnp.zeros((2,), jnp.int32)
@@ -198,8 +198,8 @@ NUM_KEYS = 6
 def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module) -> Callable:
     """Returns the pure update `step(state, batch, seed=None) -> (state, metrics)`.
 
-    `seed` defaults to `config.seed`; an int32 array there lets `jax.vmap` train many seeds at once
-    (benchmarks/mode_coverage.py), each exactly as its own run would.
+    `seed` defaults to `config.seed`; a traced int32 there lets one program train many seeds at
+    once (benchmarks/mode_coverage.py: vmapped or side by side), each exactly as its own run would.
 
     batch: {"image": float32 [B * n_dis, H, W, C] in [-1, 1], "label": int32 [B * n_dis]}, B being
     `batch_size` and n_dis `optim.n_dis`; row r feeds D update r % n_dis, so each device's rows stay

@@ -149,4 +149,5 @@ def small_disk(tmp_path):
 
 
 def remount(path, mode: str) -> None:
+    """Remounts the file system at `path` "ro" (read-only) or "rw"."""
     subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
