@@ -428,7 +428,8 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
         for method in args.methods.split(","):
             config = configs[benchmark, method]
             picture = os.path.join(args.out, method_name(benchmark, method) + ".png")
-            print(f"{benchmark} {method}, {len(seeds)} seeds at once:", flush=True)
+            print(f"{benchmark} {method}, {len(seeds)} seeds at once "
+                  f"({'side by side' if seeds_side_by_side(config) else 'vmapped'}):", flush=True)
             samples, seconds = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
                                            EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
             if benchmark == "stacked_mnist":
