@@ -22,8 +22,10 @@ Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m sam
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
 code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable;
 the value read by the key's type, as train.py's --config.KEY=VALUE) changes a config key for every
-method. Prints a markdown table beside the published rows and writes to --out: table.md,
-results.json (every seed's numbers) and NAME_METHOD.png (seed 0's samples: over the modes for 2-D,
+method. Each table starts with the data itself, scored as the samples are (seed s: the first N
+examples of its run's order, for 2-D N draws of the mixture): what a generator matching the data
+would score. Prints a markdown table beside the published rows and writes to --out: table.md,
+results.json (every seed's numbers; the data's under "data") and NAME_METHOD.png (seed 0's samples: over the modes for 2-D,
 an 8x8 grid for Stacked MNIST). "train s": a method's training seconds, compiling included, summed
 over the commands that trained it (each up to its last checkpoint); sampling and scoring excluded.
 """
@@ -409,10 +411,11 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
     """Trains and scores every benchmark's methods; writes the table, results.json and pictures to args.out."""
     with writing_in(args.out):
         os.makedirs(args.out, exist_ok=True)
-    results, lines = [], []
+    results, references, lines = [], [], []
     start = time.perf_counter()
     for benchmark in args.only.split(","):
         seeds = seeds_of(args, benchmark)
+        digits = None
         if benchmark == "stacked_mnist":
             digits = classifier.load_or_train_digit_classifier()
             lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
@@ -420,11 +423,19 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                       "| method | steps | modes (mean ± SE) | all modes in | KL | train s |",
                       "| --- | --- | --- | --- | --- | --- |"]
         else:
-            num_modes = len(mixtures.MIXTURES[benchmark].centres)
-            lines += [f"### {benchmark} ({num_modes} modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} "
-                      f"samples each", "",
+            lines += [f"### {benchmark} ({len(mixtures.MIXTURES[benchmark].centres)} modes), {len(seeds)} seeds, "
+                      f"{EVAL_SAMPLES[benchmark]} samples each", "",
                       "| method | steps | modes (mean ± SE) | all modes in | high quality % | reverse KL | train s |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
+        # The data itself, scored as the samples are: what a generator matching it would score.
+        reference = configs[benchmark, args.methods.split(",")[0]].copy_and_resolve_references()
+        reference.batch_size = EVAL_SAMPLES[benchmark]
+        pipeline = data.make_pipeline(datasets[benchmark], reference)
+        scores = [score(benchmark, pipeline.with_seed(seed).batch(0)["image"], digits) for seed in seeds]
+        what = "pictures of jaxgan_stacked_digits" if benchmark == "stacked_mnist" else "draws of the mixture"
+        lines.append(table_row(f"the data itself ({EVAL_SAMPLES[benchmark]:,} {what} per seed)", "", benchmark,
+                               scores, ""))
+        references.append({"benchmark": benchmark, "seeds": seeds, "scores": scores})
         for method in args.methods.split(","):
             config = configs[benchmark, method]
             picture = os.path.join(args.out, method_name(benchmark, method) + ".png")
@@ -432,49 +443,61 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                   f"({'side by side' if seeds_side_by_side(config) else 'vmapped'}):", flush=True)
             samples, seconds = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
                                            EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
-            if benchmark == "stacked_mnist":
-                scores = [stacked_score(s, digits) for s in samples]
-                num_modes = STACKED_MODES
-            else:
-                scores = [mixtures.evaluate(s, benchmark) for s in samples]
+            scores = [score(benchmark, seed_samples, digits) for seed_samples in samples]
             with writing_in(args.out):
                 if benchmark == "stacked_mnist":
                     sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(samples[0, :64]), 8))
                 else:
                     mixtures.plot(samples[0], benchmark, picture,
                                   title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
-            modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
-            kl, _ = mean_and_standard_error([s["reverse_kl"] for s in scores])
-            full = sum(s["modes"] == num_modes for s in scores)
-            quality = ("" if benchmark == "stacked_mnist" else
-                       f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
             label = f"jaxgan {method}" + (" (raw G)" if args.no_ema else "") + "".join(
                 f", {key}={value}" for key, value in overrides.items())
-            lines.append(f"| {label} | {config.steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(seeds)} |"
-                         f"{quality} {kl:.3f} | {seconds:.0f} |")
+            lines.append(table_row(label, config.steps, benchmark, scores, f"{seconds:.0f}"))
             print(lines[-1], flush=True)
             results.append({"benchmark": benchmark, "method": method, "keys": {**METHODS[method], **overrides},
                             "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
                             "generator": "raw" if args.no_ema else "EMA",
                             "scores": scores, "train_seconds": seconds})
-            write_outputs(args.out, lines, results, time.perf_counter() - start, finished=False)
+            write_outputs(args.out, lines, results, references, time.perf_counter() - start, finished=False)
         for name, m, se, q, kl in PUBLISHED[benchmark]:
             modes = f"{m} ± {se}" if se is not None else f"{m}"
             quality = "" if benchmark == "stacked_mnist" else f" {q} |"
             steps = "100k" if benchmark == "stacked_mnist" else "400k"
             lines.append(f"| {name} (published) | {steps} | {modes} | |{quality} {kl} | |")
         lines.append("")
-    print("\n" + write_outputs(args.out, lines, results, time.perf_counter() - start, finished=True))
+    print("\n" + write_outputs(args.out, lines, results, references, time.perf_counter() - start, finished=True))
 
 
-def write_outputs(out: str, lines: list[str], results: list[dict], seconds: float, finished: bool) -> str:
-    """Writes table.md and results.json to `out` (also after each method, so a stopped run keeps them)."""
+def score(benchmark: str, samples: np.ndarray, digits: classifier.TrainedClassifier | None) -> dict:
+    """One run's scores under the benchmark's protocol: samples float32 [N, 2] of a 2-D mixture
+    (`mixtures.evaluate`) or [N, 28, 28, 3] in [-1, 1] for Stacked MNIST (`stacked_score`, with `digits`)."""
+    return stacked_score(samples, digits) if benchmark == "stacked_mnist" else mixtures.evaluate(samples, benchmark)
+
+
+def table_row(label: str, steps, benchmark: str, scores: list[dict], seconds: str) -> str:
+    """A row of the markdown table: modes mean ± SE over the runs' `scores`, runs with every mode,
+    high-quality % (2-D), KL."""
+    num_modes = STACKED_MODES if benchmark == "stacked_mnist" else len(mixtures.MIXTURES[benchmark].centres)
+    modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
+    kl, _ = mean_and_standard_error([s["reverse_kl"] for s in scores])
+    full = sum(s["modes"] == num_modes for s in scores)
+    quality = ("" if benchmark == "stacked_mnist" else
+               f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
+    return (f"| {label} | {steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(scores)} |{quality} {kl:.3f} | "
+            f"{seconds} |")
+
+
+def write_outputs(out: str, lines: list[str], results: list[dict], references: list[dict], seconds: float,
+                  finished: bool) -> str:
+    """Writes table.md and results.json (the methods' `results`, the data's scores as `references`)
+    to `out`, also after each method, so a stopped run keeps them."""
     when = "This command, whole benchmark" if finished else "This command, stopped early; so far"
     table = "\n".join(lines + [f"{when}: {seconds:.0f} s on {jax.device_count()} {jax.devices()[0].device_kind}."])
     with writing_in(out):
         sampling.write_atomically(os.path.join(out, "table.md"), lambda f: f.write(table.encode() + b"\n"))
         sampling.write_atomically(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(
-            {"results": results, "total_seconds": seconds, "finished": finished}, indent=1).encode()))
+            {"results": results, "data": references, "total_seconds": seconds, "finished": finished},
+            indent=1).encode()))
     return table
 
 
