@@ -25,9 +25,10 @@ the value read by the key's type, as train.py's --config.KEY=VALUE) changes a co
 method. Each table starts with the data itself, scored as the samples are (seed s: the first N
 examples of its run's order, for 2-D N draws of the mixture): what a generator matching the data
 would score. Prints a markdown table beside the published rows and writes to --out: table.md,
-results.json (every seed's numbers; the data's under "data") and NAME_METHOD.png (seed 0's samples: over the modes for 2-D,
-an 8x8 grid for Stacked MNIST). "train s": a method's training seconds, compiling included, summed
-over the commands that trained it (each up to its last checkpoint); sampling and scoring excluded.
+results.json (every seed's numbers; the data's under "data") and NAME_METHOD.png (seed 0's
+samples: over the modes for 2-D, an 8x8 grid for Stacked MNIST). "train s": a method's training
+seconds, compiling included, summed over the commands that trained it (each up to its last
+checkpoint); sampling and scoring excluded.
 """
 
 import argparse
@@ -233,8 +234,7 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
         run_steps = steps_in_one_call(one_step)
         for first in range(start_step, config.steps, CHUNK_STEPS):
             steps = range(first, min(first + CHUNK_STEPS, config.steps))
-            states = run_steps(states, np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
-                                                 for step in steps]))
+            states = run_steps(states, seeds_batches(pipelines, steps))
             after_steps(first, steps[-1] + 1, states)
     else:
         # The seeds' batches go to the device separately and are stacked there: no host copy.
@@ -288,6 +288,11 @@ def make_seeds_step(config, generator, discriminator, seed_array: jax.Array, bat
     seeds_step = over_seeds(lambda state, images, seed: step(state, {"image": images, "label": labels}, seed)[0],
                             seeds_side_by_side(config) if side_by_side is None else side_by_side)
     return lambda states, images: seeds_step(states, images, seed_array)
+
+
+def seeds_batches(pipelines: list, steps) -> np.ndarray:
+    """The seeds' images of `steps`, read by their pipelines: float32 [len(steps), S, batch, ...]."""
+    return np.stack([np.stack([p.batch(step)["image"] for p in pipelines]) for step in steps])
 
 
 def steps_in_one_call(one_step: Callable) -> Callable:
@@ -411,6 +416,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
     """Trains and scores every benchmark's methods; writes the table, results.json and pictures to args.out."""
     with writing_in(args.out):
         os.makedirs(args.out, exist_ok=True)
+    method_names = args.methods.split(",")
     results, references, lines = [], [], []
     start = time.perf_counter()
     for benchmark in args.only.split(","):
@@ -428,7 +434,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                       "| method | steps | modes (mean ± SE) | all modes in | high quality % | reverse KL | train s |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
         # The data itself, scored as the samples are: what a generator matching it would score.
-        reference = configs[benchmark, args.methods.split(",")[0]].copy_and_resolve_references()
+        reference = configs[benchmark, method_names[0]].copy_and_resolve_references()
         reference.batch_size = EVAL_SAMPLES[benchmark]
         pipeline = data.make_pipeline(datasets[benchmark], reference)
         scores = [score(benchmark, pipeline.with_seed(seed).batch(0)["image"], digits) for seed in seeds]
@@ -436,7 +442,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
         lines.append(table_row(f"the data itself ({EVAL_SAMPLES[benchmark]:,} {what} per seed)", "", benchmark,
                                scores, ""))
         references.append({"benchmark": benchmark, "seeds": seeds, "scores": scores})
-        for method in args.methods.split(","):
+        for method in method_names:
             config = configs[benchmark, method]
             picture = os.path.join(args.out, method_name(benchmark, method) + ".png")
             print(f"{benchmark} {method}, {len(seeds)} seeds at once "

@@ -34,7 +34,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -61,7 +60,7 @@ def pipelines_step_seconds(pipelines: list, steps: int) -> float:
     if isinstance(pipelines[0], data.MixturePipeline):
         start = time.perf_counter()
         for step in range(steps):
-            np.stack([p.batch(step)["image"] for p in pipelines])
+            mode_coverage.seeds_batches(pipelines, [step])
         return (time.perf_counter() - start) / steps
     batches = [p.batches(0, steps + 2) for p in pipelines]
     try:
@@ -84,8 +83,7 @@ def time_method(config, benchmark: str, method: str, dataset, num_seeds: int, ca
     generator, discriminator = train.build_models(config, image_shape, 0)
     seed_array = jnp.arange(num_seeds, dtype=jnp.int32)
     # The seeds' batches of steps 0 .. K-1: float32 [K, S, batch, *image_shape] (K = 1 without the scan).
-    images = jnp.asarray(np.stack([np.stack([p.batch(step)["image"] for p in pipelines])
-                                   for step in range(max(chunk, 1))]))
+    images = jnp.asarray(mode_coverage.seeds_batches(pipelines, range(max(chunk, 1))))
 
     step = train.make_step(config, generator, discriminator)
     labels = jnp.zeros((config.batch_size,), jnp.int32)

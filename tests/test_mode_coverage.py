@@ -309,7 +309,7 @@ def test_seeds_vmapped_and_side_by_side_take_the_same_steps_and_their_timing_run
     generator, discriminator = train.build_models(config, pipelines[0].image_shape, 0)
     seed_array = jnp.asarray([3, 0], jnp.int32)
     init = mode_coverage.init_seeds(config, generator, discriminator, pipelines[0].image_shape)
-    images = jnp.asarray(np.stack([np.stack([p.batch(step)["image"] for p in pipelines]) for step in range(3)]))
+    images = jnp.asarray(mode_coverage.seeds_batches(pipelines, range(3)))
 
     def seeds_samples(side_by_side, images):  # the raw generators' samples after len(images) steps
         states = mode_coverage.steps_in_one_call(mode_coverage.make_seeds_step(
