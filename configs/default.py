@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mapping_layers = 8  # stylegan2: layers of the mapping network
     config.model.d_pack = 1  # m > 1: D judges m samples at once, joined along channels (PacGAN; unconditional)
     config.model.d_mbstd_group = 0  # k > 0: a minibatch-stddev feature over groups of k in D (stylegan2: always 4)
+    config.model.mlp_init_std = 0.0  # mlp: s > 0 draws every weight from N(0, s^2) (PacGAN's 0.02); 0: LeCun normal
 
 
     config.loss = ml_collections.ConfigDict()

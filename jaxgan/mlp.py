@@ -5,13 +5,14 @@ None for an unconditional model. The defaults are PacGAN's networks for its 2-D 
 (Lin et al. 2018; fjxmlzn/PacGAN, synthetic_data_experiments/2DGrid_GAN&PacGAN/pacgan_task.py and
 config.py): G has 4 hidden layers of 400 ReLU units with batch norm and a linear output, D has 3
 hidden maxout layers of 200 units with 5 pieces each and a linear logit. PacGAN initialises every
-weight from N(0, 0.02^2); here the layers keep Flax's default (LeCun normal) initialisation.
+weight from N(0, 0.02^2) (`init_std=0.02`); `init_std=0` keeps Flax's default (LeCun normal).
 
 Packing (PacGAN's m samples judged jointly) is not done here: the training step reshapes the
 packed samples to [N / m, m * D] before D, which takes any feature width.
 """
 
 import math
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -31,6 +32,7 @@ class MLPGenerator(nn.Module):
     width: int = 400
     depth: int = 4
     num_classes: int = 0
+    init_std: float = 0.0  # > 0: every weight from N(0, init_std^2), as PacGAN's code; 0: LeCun normal
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = True) -> jax.Array:
@@ -45,9 +47,14 @@ class MLPGenerator(nn.Module):
             x = jnp.concatenate([z, class_lookup(class_embedding, labels)], -1)
         for _ in range(self.depth):
             # No biases before batch norm: it would subtract them again.
-            x = nn.Dense(self.width, use_bias=False)(x)
+            x = nn.Dense(self.width, use_bias=False, kernel_init=kernel_init(self.init_std))(x)
             x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-        return nn.Dense(self.out_dim)(x)
+        return nn.Dense(self.out_dim, kernel_init=kernel_init(self.init_std))(x)
+
+
+def kernel_init(init_std: float) -> Callable:
+    """N(0, init_std^2) for init_std > 0 (PacGAN's initialisation), else Flax's default (LeCun normal)."""
+    return nn.initializers.normal(init_std) if init_std > 0 else nn.linear.default_kernel_init
 
 
 class Maxout(nn.Module):
@@ -55,11 +62,12 @@ class Maxout(nn.Module):
 
     features: int
     pieces: int
+    init_std: float = 0.0  # as MLPGenerator's
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: float [N, F_in] -> float [N, features]."""
-        y = nn.Dense(self.features * self.pieces)(x)
+        y = nn.Dense(self.features * self.pieces, kernel_init=kernel_init(self.init_std))(x)
         return jnp.max(y.reshape(x.shape[0], self.features, self.pieces), axis=-1)
 
 
@@ -79,6 +87,7 @@ class MLPDiscriminator(nn.Module):
     pieces: int = 5
     num_classes: int = 0
     mbstd_group: int = 0
+    init_std: float = 0.0  # as MLPGenerator's
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, update_stats: bool = False) -> jax.Array:
@@ -91,8 +100,8 @@ class MLPDiscriminator(nn.Module):
         for layer in range(self.depth):
             if self.mbstd_group > 0 and layer == self.depth - 1:
                 h = minibatch_stddev(h[:, None, None, :], self.mbstd_group)[:, 0, 0, :]
-            h = Maxout(self.width, self.pieces)(h)
-        logits = nn.Dense(1)(h)[:, 0]
+            h = Maxout(self.width, self.pieces, self.init_std)(h)
+        logits = nn.Dense(1, kernel_init=kernel_init(self.init_std))(h)[:, 0]
         if self.num_classes > 0:
             embedding = nn.Embed(self.num_classes, h.shape[-1],
                                  embedding_init=nn.initializers.normal(1.0 / math.sqrt(h.shape[-1])))

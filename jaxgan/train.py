@@ -85,8 +85,10 @@ def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int,
         raise UserError(f"--config.model.d_pack={m.d_pack} packs unconditional samples only (PacGAN); "
                         f"set --config.data.label_key='' or --config.model.d_pack=1")
     if m.name == "mlp":
-        return (generator_class(out_dim=image_shape[0], width=m.g_width, num_classes=num_classes),
-                discriminator_class(width=m.d_width, num_classes=num_classes, mbstd_group=m.d_mbstd_group))
+        return (generator_class(out_dim=image_shape[0], width=m.g_width, num_classes=num_classes,
+                                init_std=m.mlp_init_std),
+                discriminator_class(width=m.d_width, num_classes=num_classes, mbstd_group=m.d_mbstd_group,
+                                    init_std=m.mlp_init_std))
     height, width, channels = image_shape
     if height != width:
         raise UserError(f"images are {height}x{width}; jaxgan's models need square images")
@@ -473,7 +475,7 @@ def flat_config(config: ml_collections.ConfigDict | dict, prefix: str = "") -> d
 
 
 # Config keys added after runs were saved, with the value that computes what those runs computed.
-ADDED_KEYS = {"model.d_pack": 1, "model.d_mbstd_group": 0, "optim.grad_accum": 1}
+ADDED_KEYS = {"model.d_pack": 1, "model.d_mbstd_group": 0, "model.mlp_init_std": 0.0, "optim.grad_accum": 1}
 
 
 def complete_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
@@ -585,6 +587,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0 < config.model.d_pack <= config.batch_size or not 0 <= config.model.d_mbstd_group <= MAX_WIDTH:
         raise UserError(f"--config.model.d_pack={config.model.d_pack} must be from 1 (off) to the batch size and "
                         f"--config.model.d_mbstd_group={config.model.d_mbstd_group} >= 0 (0 = off, 4 = StyleGAN's)")
+    if config.model.mlp_init_std < 0 or (config.model.mlp_init_std and config.model.name != "mlp"):
+        raise UserError(f"--config.model.mlp_init_std={config.model.mlp_init_std} must be >= 0 and is for "
+                        f"--config.model.name=mlp only (PacGAN's 0.02; 0 = LeCun normal)")
     per_device = config.batch_size // jax.device_count()
     if per_device % config.optim.grad_accum:
         raise UserError(f"--config.optim.grad_accum={config.optim.grad_accum} does not divide the batch of "

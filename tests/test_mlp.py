@@ -23,6 +23,21 @@ def test_default_networks_are_pacgans():
     assert d_params["Dense_0"]["kernel"].shape == (200, 1)
 
 
+def test_init_std_draws_every_weight_from_pacgans_normal_and_zero_keeps_lecun():
+    z, x = jax.random.normal(jax.random.key(0), (4, 2)), jax.random.normal(jax.random.key(1), (4, 8))
+    networks = [(mlp.MLPGenerator, z), (mlp.MLPDiscriminator, x)]
+    for network, inputs in networks:
+        pacgans = network(init_std=0.02).init(jax.random.key(2), inputs)["params"]
+        kernels = [k for path, k in jax.tree_util.tree_leaves_with_path(pacgans) if "kernel" in str(path[-1])]
+        assert len(kernels) == (5 if network is mlp.MLPGenerator else 4)
+        for kernel in kernels:
+            assert abs(float(jnp.std(kernel)) - 0.02) < 0.02 * 0.15 and abs(float(jnp.mean(kernel))) < 0.01
+        lecun = network(init_std=0.0).init(jax.random.key(2), inputs)["params"]
+        jax.tree.map(np.testing.assert_array_equal, lecun, network().init(jax.random.key(2), inputs)["params"])
+    first = mlp.MLPDiscriminator().init(jax.random.key(2), x)["params"]["Maxout_0"]["Dense_0"]["kernel"]
+    assert abs(float(jnp.std(first)) - 1 / np.sqrt(8)) < 0.05  # LeCun normal: 1 / sqrt(fan_in)
+
+
 @pytest.mark.parametrize("num_classes", [0, 3])
 def test_generator_shapes_and_batch_stats(num_classes):
     generator = mlp.MLPGenerator(width=16, depth=2, num_classes=num_classes)

@@ -66,6 +66,7 @@ def test_mixture_pipeline_is_a_pure_function_of_seed_and_step_split_over_process
     ({"data.label_key": "label"}, r"ring8 has no labels; set --config.data.label_key=''"),
     ({"model.d_pack": 3}, r"d_pack=3 does not divide the 100 samples"),
     ({"eval_every": 10}, r"ring8 is scored by benchmarks/mode_coverage.py; set --config.eval_every=0"),
+    ({"model.mlp_init_std": -0.02}, r"mlp_init_std=-0.02 must be >= 0 and is for --config.model.name=mlp only"),
 ])
 def test_bad_2d_settings_are_one_clear_line(change, message, tmp_path):
     config = small(ring8.get_config())
@@ -154,6 +155,7 @@ def test_a_short_grid_run_goes_from_collapsed_to_many_modes_and_sample_py_writes
 def test_runs_saved_before_new_config_keys_still_resume(tiny_config):
     saved = tiny_config.to_dict()
     del saved["optim"]["grad_accum"], saved["model"]["d_pack"], saved["model"]["d_mbstd_group"]
+    del saved["model"]["mlp_init_std"]
     assert train.check_resumable(tiny_config, saved, "runs/old") == []
     tiny_config.model.d_pack = 2
     with pytest.raises(UserError, match=r"model.d_pack: 1 -> 2"):

@@ -294,3 +294,9 @@ def test_gradient_accumulation_that_does_not_divide_the_batch_is_refused(tiny_co
     tiny_config.optim.grad_accum = 3
     with pytest.raises(UserError, match=r"grad_accum=3 does not divide the batch of 8 per device .* divisor of 8"):
         train.validate(tiny_config)
+
+
+def test_mlp_init_std_on_a_conv_net_is_refused(tiny_config):
+    tiny_config.model.mlp_init_std = 0.02  # tiny_config is a DCGAN: the key would change nothing
+    with pytest.raises(UserError, match=r"mlp_init_std=0.02 must be >= 0 and is for --config.model.name=mlp only"):
+        train.validate(tiny_config)
