@@ -60,6 +60,7 @@ DEFAULT_SEEDS = {"ring8": 10, "grid25": 10, "stacked_mnist": 5}
 METHODS = {
     "GAN": {},
     "PacGAN2": {"model.d_pack": 2},
+    "PacGAN3": {"model.d_pack": 3},
     "PacGAN4": {"model.d_pack": 4},
     "GAN + mbstd": {"model.d_mbstd_group": 4},
 }
