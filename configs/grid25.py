@@ -8,7 +8,8 @@ Expect:   see README "Mode coverage": modes of 25, high-quality %, reverse KL ov
           24.6 +- 0.2 modes (7 of 10 seeds all 25), 92.8 % high quality, reverse KL 0.081;
           --steps 400000 24.2 +- 0.4 modes (5 of 10), 95.5 %, 0.060 (371 s for the 10 seeds).
 Anchor:   PacGAN (Lin et al. 2018, Table 1), same protocol: G 4 x 400 ReLU + batch norm, D 3 x 200
-          maxout (5 pieces), 2-D N(0, I) latent, batch 100, Adam(1e-4, 0.8, 0.999); 2,500 samples
+          maxout (5 pieces), 2-D N(0, I) latent, batch 100, Adam(1e-4, 0.8, 0.999) as the paper says
+          (its code's Blocks `beta1: 0.8` is optax's b1 = 0.2: --config.optim.b1=0.2); 2,500 samples
           per trial. GAN 17.3 +- 0.8 modes / 94.8 % / KL 0.70; PacGAN4 24.8 +- 0.2 / 93.6 % / 0.04.
           This config is the plain GAN; --config.model.d_pack=4 is PacGAN4. PacGAN draws every
           weight from N(0, 0.02^2): --config.model.mlp_init_std=0.02 (here LeCun normal).
