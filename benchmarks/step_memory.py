@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--grad-accum", default="1,4", help="comma-separated optim.grad_accum values")
     args = parser.parse_args()
     image_shape = tuple(int(n) for n in args.image_shape.split(","))
-    print(f"| config | batch | grad_accum | state + batch MiB | temporaries MiB | compile s |\n"
-          f"| --- | --- | --- | --- | --- | --- |")
+    print("| config | batch | grad_accum | state + batch MiB | temporaries MiB | compile s |\n"
+          "| --- | --- | --- | --- | --- | --- |")
     for accum in (int(k) for k in args.grad_accum.split(",")):
         config = load_config(args.config)
         config.optim.grad_accum = accum

@@ -171,13 +171,18 @@ class MixtureDataset:
     num_classes = 0
 
 
+def is_mixture(data_config: ml_collections.ConfigDict) -> bool:
+    """Whether `data_config` names a 2-D mixture of `jaxgan.mixtures` (drawn on the fly), not pictures."""
+    return data_config.name in mixtures.MIXTURES and not data_config.folder
+
+
 def open_dataset(data_config: ml_collections.ConfigDict) -> ImageDataset | MixtureDataset:
     """The dataset that `data_config` names: `data.folder` when set, else the TFDS dataset or the
     2-D mixture `data.name`.
 
     `data.name = "jaxgan_folder"` (configs/folder.py) requires `data.folder`.
     """
-    if data_config.name in mixtures.MIXTURES and not data_config.folder:
+    if is_mixture(data_config):
         if data_config.label_key:
             raise UserError(f"the 2-D mixture {data_config.name} has no labels; set --config.data.label_key=''")
         return MixtureDataset(data_config.name)

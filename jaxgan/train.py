@@ -72,6 +72,12 @@ def model_classes(config: ml_collections.ConfigDict) -> tuple[type[nn.Module], t
     return MODELS[config.model.name]
 
 
+def misfit_model(model_name: str, samples: str) -> UserError:
+    """The error for `--config.model.name` `model_name` on data whose `samples` ("(2,)", "image") it cannot take."""
+    return UserError(f"--config.model.name={model_name} does not fit the data's {samples} samples; use mlp for "
+                     f"the 2-D mixtures (ring8, grid25) and dcgan, sngan, biggan or stylegan2 for images")
+
+
 def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
                  num_classes: int) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator for `config.model` and a dataset of `image_shape` images
@@ -79,8 +85,7 @@ def build_models(config: ml_collections.ConfigDict, image_shape: tuple[int, int,
     m = config.model
     generator_class, discriminator_class = model_classes(config)
     if (m.name == "mlp") != (len(image_shape) == 1):
-        raise UserError(f"--config.model.name={m.name} does not fit the data's {image_shape} samples; use mlp for "
-                        f"the 2-D mixtures (ring8, grid25) and dcgan, sngan, biggan or stylegan2 for images")
+        raise misfit_model(m.name, str(image_shape))
     if m.d_pack > 1 and num_classes:
         raise UserError(f"--config.model.d_pack={m.d_pack} packs unconditional samples only (PacGAN); "
                         f"set --config.data.label_key='' or --config.model.d_pack=1")
@@ -535,6 +540,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not 0 < config[key] <= MAX_INT32:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer (at most {MAX_INT32})")
     model_classes(config)
+    if (config.model.name == "mlp") != data.is_mixture(config.data):  # before the model's keys: e.g. mlp_init_std
+        raise misfit_model(config.model.name, "(2,)" if data.is_mixture(config.data) else "image")
     for key in ("latent_dim", "g_width", "d_width", "mapping_layers"):
         if not 0 < config.model[key] <= MAX_WIDTH:
             raise UserError(f"--config.model.{key}={config.model[key]} must be an integer from 1 to {MAX_WIDTH}")
@@ -621,7 +628,7 @@ def validate_eval(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"--config.eval_every={config.eval_every} must be 0 (never) or a positive integer")
     if not config.eval_every:
         return
-    if config.data.name in mixtures.MIXTURES and not config.data.folder:
+    if data.is_mixture(config.data):
         raise UserError(f"--config.eval_every evaluates pictures; the 2-D mixture {config.data.name} is scored by "
                         f"benchmarks/mode_coverage.py; set --config.eval_every=0")
     try:

@@ -62,8 +62,8 @@ def test_mixture_pipeline_is_a_pure_function_of_seed_and_step_split_over_process
 
 
 @pytest.mark.parametrize("change, message", [
-    # mlp_init_std 0: the 2-D configs' 0.02 is refused for conv nets before the data is opened.
-    ({"model.name": "dcgan", "model.mlp_init_std": 0.0},
+    # Refused for not fitting the data before the 2-D configs' mlp_init_std 0.02 is refused for a conv net.
+    ({"model.name": "dcgan"},
      r"model.name=dcgan does not fit the data's \(2,\) samples; use mlp"),
     ({"data.label_key": "label"}, r"ring8 has no labels; set --config.data.label_key=''"),
     ({"model.d_pack": 3}, r"d_pack=3 does not divide the 100 samples"),

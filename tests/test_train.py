@@ -300,3 +300,10 @@ def test_mlp_init_std_on_a_conv_net_is_refused(tiny_config):
     tiny_config.model.mlp_init_std = 0.02  # tiny_config is a DCGAN: the key would change nothing
     with pytest.raises(UserError, match=r"mlp_init_std=0.02 must be >= 0 and is for --config.model.name=mlp only"):
         train.validate(tiny_config)
+
+
+def test_the_2d_mlp_on_pictures_is_refused_before_its_keys(tiny_config):
+    tiny_config.model.name = "mlp"
+    tiny_config.model.mlp_init_std = 0.02  # valid for the mlp: the data is what does not fit
+    with pytest.raises(UserError, match=r"model.name=mlp does not fit the data's image samples; use mlp for the 2-D"):
+        train.validate(tiny_config)
