@@ -540,8 +540,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not 0 < config[key] <= MAX_INT32:
             raise UserError(f"--config.{key}={config[key]} must be a positive integer (at most {MAX_INT32})")
     model_classes(config)
-    if (config.model.name == "mlp") != data.is_mixture(config.data):  # before the model's keys: e.g. mlp_init_std
-        raise misfit_model(config.model.name, "(2,)" if data.is_mixture(config.data) else "image")
+    two_d = data.is_mixture(config.data)
+    if (config.model.name == "mlp") != two_d:  # before the model's keys: e.g. mlp_init_std
+        raise misfit_model(config.model.name, "(2,)" if two_d else "image")
     for key in ("latent_dim", "g_width", "d_width", "mapping_layers"):
         if not 0 < config.model[key] <= MAX_WIDTH:
             raise UserError(f"--config.model.{key}={config.model[key]} must be an integer from 1 to {MAX_WIDTH}")

@@ -63,8 +63,7 @@ def test_mixture_pipeline_is_a_pure_function_of_seed_and_step_split_over_process
 
 @pytest.mark.parametrize("change, message", [
     # Refused for not fitting the data before the 2-D configs' mlp_init_std 0.02 is refused for a conv net.
-    ({"model.name": "dcgan"},
-     r"model.name=dcgan does not fit the data's \(2,\) samples; use mlp"),
+    ({"model.name": "dcgan"}, r"model.name=dcgan does not fit the data's \(2,\) samples; use mlp"),
     ({"data.label_key": "label"}, r"ring8 has no labels; set --config.data.label_key=''"),
     ({"model.d_pack": 3}, r"d_pack=3 does not divide the 100 samples"),
     ({"eval_every": 10}, r"ring8 is scored by benchmarks/mode_coverage.py; set --config.eval_every=0"),
@@ -124,7 +123,7 @@ def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, 
     with pytest.raises(UserError, match=r"is trained to step 3, beyond --steps 2; pass --steps 3 or another --out"):
         mode_coverage.check_workdir(seeds_dir, config, [3, 0])
     config.steps, config.optim.b1 = 3, 0.25
-    with pytest.raises(UserError, match=r"another config \(optim.b1: 0\.[258] -> 0\.25\); .* or use another --out"):
+    with pytest.raises(UserError, match=r"another config \(optim.b1: 0\.[25] -> 0\.25\); .* or use another --out"):
         mode_coverage.check_workdir(seeds_dir, config, [3, 0])
 
 
