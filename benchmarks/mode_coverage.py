@@ -316,12 +316,13 @@ def sample_seeds(states, generator, latent_dim: int, use_ema: bool, num_samples:
 
 def report_progress(done_before: int, done: int, start_step: int, steps: int, start: float, states) -> None:
     """A line each time the steps done pass a twentieth of the run: how far, how fast since `start`
-    (the time of `start_step`)."""
+    (the time of `start_step`), and the time left at that rate, as train.py's ETA."""
     interval = max(1, steps // 20)
     if done // interval > done_before // interval or done == steps:
         jax.block_until_ready(states)  # the rate of steps computed, not of steps dispatched
-        print(f"  step {done}/{steps}, {(done - start_step) / (time.perf_counter() - start):.0f} steps/s",
-              flush=True)
+        steps_per_s = (done - start_step) / (time.perf_counter() - start)
+        eta = train.format_duration((steps - done) / steps_per_s)
+        print(f"  step {done}/{steps}, {steps_per_s:.3g} steps/s, ETA {eta}", flush=True)
 
 
 def stacked_score(images: np.ndarray, digits: classifier.TrainedClassifier) -> dict:

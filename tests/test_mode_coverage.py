@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -111,7 +112,9 @@ def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, 
     shutil.rmtree(os.path.join(seeds_dir, "checkpoints", "3"))
     capsys.readouterr()
     resumed, seconds = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
-    assert f"resumed {seeds_dir} from step 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"resumed {seeds_dir} from step 2" in out
+    assert re.search(r"step 3/3, [0-9.e+]+ steps/s, ETA 0m00s", out)  # the rate since the resumed step
     np.testing.assert_array_equal(resumed, samples)
     # Finished: sampled again, nothing trained.
     again, seconds_again = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
