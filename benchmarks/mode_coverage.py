@@ -233,10 +233,16 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
 
     if isinstance(pipelines[0], data.MixturePipeline):
         run_steps = steps_in_one_call(one_step)
-        for first in range(start_step, config.steps, CHUNK_STEPS):
-            steps = range(first, min(first + CHUNK_STEPS, config.steps))
-            states = run_steps(states, seeds_batches(pipelines, steps))
-            after_steps(first, steps[-1] + 1, states)
+        chunks = [range(first, min(first + CHUNK_STEPS, config.steps))
+                  for first in range(start_step, config.steps, CHUNK_STEPS)]
+        images = seeds_batches(pipelines, chunks[0]) if chunks else None
+        for i, steps in enumerate(chunks):
+            states = run_steps(states, images)
+            if i + 1 < len(chunks):
+                images = seeds_batches(pipelines, chunks[i + 1])  # read while the device computes
+            # Waited for, so the clock in after_steps measures computed steps, not dispatched ones.
+            jax.block_until_ready(states)
+            after_steps(steps[0], steps[-1] + 1, states)
     else:
         # The seeds' batches go to the device separately and are stacked there: no host copy.
         run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
@@ -244,6 +250,7 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
         try:
             for step in range(start_step, config.steps):
                 states = run_step(states, tuple(next(b)["image"] for b in batches))
+                jax.block_until_ready(states)  # as above: the pipelines' threads read ahead meanwhile
                 after_steps(step, step + 1, states)
         finally:
             for b in batches:
