@@ -224,7 +224,9 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
 
     def after_steps(done_before: int, done: int, states) -> None:
         nonlocal saved, seconds
-        report_progress(done_before, done, start_step, config.steps, start, states)
+        # Waited for, so the clock measures steps computed, not steps dispatched.
+        jax.block_until_ready(states)
+        report_progress(done_before, done, start_step, config.steps, start)
         if done == config.steps or time.perf_counter() - saved >= CHECKPOINT_SECONDS:
             seconds = seconds_before + time.perf_counter() - start
             checkpoint.save(manager, states, config, pipelines[0].image_shape, (),
@@ -240,8 +242,6 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
             states = run_steps(states, images)
             if i + 1 < len(chunks):
                 images = seeds_batches(pipelines, chunks[i + 1])  # read while the device computes
-            # Waited for, so the clock in after_steps measures computed steps, not dispatched ones.
-            jax.block_until_ready(states)
             after_steps(steps[0], steps[-1] + 1, states)
     else:
         # The seeds' batches go to the device separately and are stacked there: no host copy.
@@ -250,7 +250,6 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
         try:
             for step in range(start_step, config.steps):
                 states = run_step(states, tuple(next(b)["image"] for b in batches))
-                jax.block_until_ready(states)  # as above: the pipelines' threads read ahead meanwhile
                 after_steps(step, step + 1, states)
         finally:
             for b in batches:
@@ -321,12 +320,11 @@ def sample_seeds(states, generator, latent_dim: int, use_ema: bool, num_samples:
                            for i in range(0, num_samples, SAMPLE_CHUNK)], axis=1)
 
 
-def report_progress(done_before: int, done: int, start_step: int, steps: int, start: float, states) -> None:
-    """A line each time the steps done pass a twentieth of the run: how far, how fast since `start`
-    (the time of `start_step`), and the time left at that rate, as train.py's ETA."""
+def report_progress(done_before: int, done: int, start_step: int, steps: int, start: float) -> None:
+    """A line each time the steps done (computed, not just dispatched) pass a twentieth of the run: how
+    far, how fast since `start` (the time of `start_step`), and the time left at that rate, as train.py's ETA."""
     interval = max(1, steps // 20)
     if done // interval > done_before // interval or done == steps:
-        jax.block_until_ready(states)  # the rate of steps computed, not of steps dispatched
         steps_per_s = (done - start_step) / (time.perf_counter() - start)
         eta = train.format_duration((steps - done) / steps_per_s)
         print(f"  step {done}/{steps}, {steps_per_s:.3g} steps/s, ETA {eta}", flush=True)
