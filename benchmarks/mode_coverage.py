@@ -77,7 +77,7 @@ PUBLISHED = {
 }
 EVAL_SAMPLES = {"ring8": mixtures.PROTOCOL_SAMPLES, "grid25": mixtures.PROTOCOL_SAMPLES, "stacked_mnist": 26_000}
 STACKED_MODES = 1000
-CHUNK_STEPS = 100  # 2-D steps per compiled call
+CHUNK_STEPS = 100  # steps per compiled call (conv nets on a CPU: 1)
 CHECKPOINT_SECONDS = 60  # training time between a method's checkpoints: what a stop loses at most
 SAMPLE_CHUNK = 500  # latents per generator call (for every seed at once): divides 2,500 and 26,000
 # The parsers of ml_collections' config flags (train.py's --config.KEY=VALUE) for the types configs/default.py holds.
@@ -157,10 +157,10 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
     and the seconds spent training them, over every call that trained them.
 
     The step is train.py's own for every seed at once (`make_seeds_step`), and run s reads the
-    batches that train.py's pipeline gives --config.seed=s, so run s is that train.py run. 2-D steps run
-    CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not left waiting
-    on Python between the tiny MLP steps; conv nets step one call at a time, because XLA:CPU runs
-    the DCGAN step 17x slower inside a compiled loop.
+    batches that train.py's pipeline gives --config.seed=s, so run s is that train.py run. Steps run
+    CHUNK_STEPS at a time inside one compiled `lax.scan`, so an accelerator is not left waiting on
+    Python between steps (the tiny MLPs' above all), except conv nets on a CPU (`seeds_side_by_side`),
+    which step one call at a time: XLA:CPU runs the DCGAN step 17x slower inside a compiled loop.
 
     The seeds' states are saved together in `workdir`/checkpoints/<step>/ (train.py's format, the
     config and the seeds in its metadata) every CHECKPOINT_SECONDS and at the last step; a call
@@ -233,27 +233,27 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
                             extra_meta={"seeds": [int(s) for s in seed_array], "train_seconds": seconds})
             saved = time.perf_counter()
 
-    if isinstance(pipelines[0], data.MixturePipeline):
-        run_steps = steps_in_one_call(one_step)
-        chunks = [range(first, min(first + CHUNK_STEPS, config.steps))
-                  for first in range(start_step, config.steps, CHUNK_STEPS)]
-        images = seeds_batches(pipelines, chunks[0]) if chunks else None
-        for i, steps in enumerate(chunks):
-            states = run_steps(states, images)
-            if i + 1 < len(chunks):
-                images = seeds_batches(pipelines, chunks[i + 1])  # read while the device computes
-            after_steps(steps[0], steps[-1] + 1, states)
-    else:
-        # The seeds' batches go to the device separately and are stacked there: no host copy.
-        run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
-        batches = [p.batches(start_step, config.steps) for p in pipelines]  # each prepared by its pipeline's threads
-        try:
+    batches = [p.batches(start_step, config.steps) for p in pipelines]  # images by each pipeline's threads
+    try:
+        if seeds_side_by_side(config):  # conv nets on a CPU: one call per step
+            # The seeds' batches go to the device separately and are stacked there: no host copy.
+            run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
             for step in range(start_step, config.steps):
                 states = run_step(states, tuple(next(b)["image"] for b in batches))
                 after_steps(step, step + 1, states)
-        finally:
-            for b in batches:
-                b.close()  # stops its threads
+        else:
+            run_steps = steps_in_one_call(one_step)
+            chunks = [range(first, min(first + CHUNK_STEPS, config.steps))
+                      for first in range(start_step, config.steps, CHUNK_STEPS)]
+            images = next_chunk(batches, len(chunks[0])) if chunks else None
+            for i, steps in enumerate(chunks):
+                states = run_steps(states, images)
+                if i + 1 < len(chunks):
+                    images = next_chunk(batches, len(chunks[i + 1]))  # read while the device computes
+                after_steps(steps[0], steps[-1] + 1, states)
+    finally:
+        for b in batches:
+            b.close()  # stops its threads
     return states, seconds
 
 
@@ -268,7 +268,8 @@ def seeds_side_by_side(config) -> bool:
     grouped one, which XLA:CPU ran 3x slower than the seeds side by side (5 Stacked MNIST seeds,
     benchmarks/seeds_at_once.py); vmapped matrix products (the 2-D MLPs) batch well, and on a GPU
     the vmapped Stacked MNIST seeds ran at 645 seed-steps/s (H200; side by side not measured there).
-    Side by side, the program holds the step once per seed: it compiles about S times as long."""
+    Side by side, the program holds the step once per seed: it compiles about S times as long. Such
+    programs also run one step per call (`train_seeds`)."""
     return config.model.name != "mlp" and jax.default_backend() == "cpu"
 
 
@@ -297,9 +298,9 @@ def make_seeds_step(config, generator, discriminator, seed_array: jax.Array, bat
     return lambda states, images: seeds_step(states, images, seed_array)
 
 
-def seeds_batches(pipelines: list, steps) -> np.ndarray:
-    """The seeds' images of `steps`, read by their pipelines: float32 [len(steps), S, batch, ...]."""
-    return np.stack([np.stack([p.batch(step)["image"] for p in pipelines]) for step in steps])
+def next_chunk(batches: list, steps: int) -> np.ndarray:
+    """The next `steps` images of each seed's batch iterator (`Pipeline.batches`): float32 [steps, S, batch, ...]."""
+    return np.stack([np.stack([next(b)["image"] for b in batches]) for _ in range(steps)])
 
 
 def steps_in_one_call(one_step: Callable) -> Callable:

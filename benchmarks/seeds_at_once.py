@@ -5,17 +5,17 @@ python benchmarks/seeds_at_once.py [--only grid25,stacked_mnist] [--methods GAN,
 
 benchmarks/mode_coverage.py trains a method's S seeds at once, in one of two ways
 (`mode_coverage.make_seeds_step`): `jax.vmap` of train.py's step over the seed, or the S seeds'
-steps side by side in one program (conv nets on a CPU: `mode_coverage.seeds_side_by_side`); the
-2-D MLPs CHUNK_STEPS steps per call in one compiled `lax.scan`, conv nets one call per step. For
+steps side by side in one program (conv nets on a CPU: `mode_coverage.seeds_side_by_side`); then
+one call per step, else CHUNK_STEPS steps per call in one compiled `lax.scan`. For
 each benchmark config and method this times, after compiling, on the seeds' own first batches
 already on the device:
 
   1 seed                       train.py's step for one seed, one call per step
   S seeds vmapped              one call per step
   S seeds side by side         one call per step
-  ..., K per call              K = --chunk steps in one `lax.scan` (default 10 for the 2-D MLPs, 0:
-                               not timed, for conv nets: mode_coverage.py does not scan them, and
-                               XLA:CPU runs the DCGAN many times slower inside a compiled loop)
+  ..., K per call              K = --chunk steps in one `lax.scan` (default 10, 0: not timed; 0 for
+                               conv nets on a CPU, which mode_coverage.py does not scan: XLA:CPU
+                               runs the DCGAN many times slower inside a compiled loop)
 
 each the median of --calls calls (--calls / K calls of K steps for the scans), each waited for, and the S seeds'
 input pipelines alone: the host time of one step's S batches (mode_coverage.py's reads), the mean
@@ -57,11 +57,6 @@ def median_call_seconds(function, state, inputs, calls: int) -> float:
 
 def pipelines_step_seconds(pipelines: list, steps: int) -> float:
     """Mean host seconds of one step's batches from every pipeline, read as mode_coverage.py reads them."""
-    if isinstance(pipelines[0], data.MixturePipeline):
-        start = time.perf_counter()
-        for step in range(steps):
-            mode_coverage.seeds_batches(pipelines, [step])
-        return (time.perf_counter() - start) / steps
     batches = [p.batches(0, steps + 2) for p in pipelines]
     try:
         for b in batches:
@@ -83,7 +78,7 @@ def time_method(config, benchmark: str, method: str, dataset, num_seeds: int, ca
     generator, discriminator = train.build_models(config, image_shape, 0)
     seed_array = jnp.arange(num_seeds, dtype=jnp.int32)
     # The seeds' batches of steps 0 .. K-1: float32 [K, S, batch, *image_shape] (K = 1 without the scan).
-    images = jnp.asarray(mode_coverage.seeds_batches(pipelines, range(max(chunk, 1))))
+    images = jnp.asarray(mode_coverage.next_chunk([p.batches(0, max(chunk, 1)) for p in pipelines], max(chunk, 1)))
 
     step = train.make_step(config, generator, discriminator)
     labels = jnp.zeros((config.batch_size,), jnp.int32)
@@ -121,7 +116,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds at once (default: mode_coverage.py's)")
     parser.add_argument("--calls", type=int, default=20, help="timed calls per figure")
     parser.add_argument("--chunk", type=int, default=None, help="steps per call of the scan rows (0: none; "
-                        "default 10 for the 2-D MLPs, 0 for conv nets, which mode_coverage.py does not scan)")
+                        "default 10; 0 for conv nets on a CPU, which mode_coverage.py does not scan)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     try:
@@ -151,7 +146,7 @@ def run(args) -> None:
             if dataset is None:  # opened once: the methods change no data key
                 dataset = data.open_dataset(config.data)
             num_seeds = args.seeds or mode_coverage.DEFAULT_SEEDS[benchmark]
-            chunk = (10 if config.model.name == "mlp" else 0) if args.chunk is None else args.chunk
+            chunk = (0 if mode_coverage.seeds_side_by_side(config) else 10) if args.chunk is None else args.chunk
             for row in time_method(config, benchmark, method, dataset, num_seeds, args.calls, chunk):
                 rows.append(row)
                 gain = "" if row["vs_one_seed"] is None else f"{row['vs_one_seed']:.2f}"
