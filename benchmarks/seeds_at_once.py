@@ -18,9 +18,10 @@ already on the device:
                                runs the DCGAN many times slower inside a compiled loop)
 
 each the median of --calls calls (--calls / K calls of K steps for the scans), each waited for, and the S seeds'
-input pipelines alone: the host time of one step's S batches (mode_coverage.py's reads), the mean
-over --calls x 5 steps. "seed-steps/s" counts S per step of S seeds; "x 1 seed" above 1 is where
-training the seeds at once pays. --seeds: default 10 for 2-D, 5 for Stacked MNIST, as mode_coverage.py.
+input pipelines alone: the host time of one step's S batches (mode_coverage.py's reads: stacked K steps at a
+time where it scans), the mean over --calls x 5 steps. "seed-steps/s" counts S per step of S seeds;
+"x 1 seed" above 1 is where training the seeds at once pays. --seeds: default 10 for 2-D, 5 for
+Stacked MNIST, as mode_coverage.py.
 """
 
 import argparse
@@ -55,16 +56,22 @@ def median_call_seconds(function, state, inputs, calls: int) -> float:
     return statistics.median(seconds)
 
 
-def pipelines_step_seconds(pipelines: list, steps: int) -> float:
-    """Mean host seconds of one step's batches from every pipeline, read as mode_coverage.py reads them."""
-    batches = [p.batches(0, steps + 2) for p in pipelines]
+def pipelines_step_seconds(pipelines: list, steps: int, chunk: int) -> float:
+    """Mean host seconds of one step's batches from every pipeline, read as mode_coverage.py reads them:
+    a tuple per step (conv nets on a CPU, chunk 0), else `next_chunk`'s stacked array of `chunk` steps."""
+    per_read = max(chunk, 1)
+    reads = max(1, steps // per_read)
+    batches = [p.batches(0, (reads + 2) * per_read) for p in pipelines]
     try:
         for b in batches:
             next(b), next(b)  # threads started, first batches out
         start = time.perf_counter()
-        for _ in range(steps):
-            tuple(next(b)["image"] for b in batches)
-        return (time.perf_counter() - start) / steps
+        for _ in range(reads):
+            if chunk:
+                mode_coverage.next_chunk(batches, chunk)
+            else:
+                tuple(next(b)["image"] for b in batches)
+        return (time.perf_counter() - start) / (reads * per_read)
     finally:
         for b in batches:
             b.close()
@@ -97,7 +104,7 @@ def time_method(config, benchmark: str, method: str, dataset, num_seeds: int, ca
             per_call = median_call_seconds(mode_coverage.steps_in_one_call(one_step), init(seed_array), images,
                                            max(1, calls // chunk))
             seconds[f"{how}, {chunk} per call"] = (per_call / chunk, num_seeds)
-    seconds[f"{num_seeds} input pipelines (host)"] = (pipelines_step_seconds(pipelines, 5 * calls), num_seeds)
+    seconds[f"{num_seeds} input pipelines (host)"] = (pipelines_step_seconds(pipelines, 5 * calls, chunk), num_seeds)
 
     one_seed_rate = 1 / seconds["1 seed"][0]
     rows = [{"benchmark": benchmark, "method": method, "batch_size": config.batch_size, "how": how,
