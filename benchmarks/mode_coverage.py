@@ -239,7 +239,7 @@ def train_states(config, pipelines: list, generator, discriminator, seed_array, 
             # The seeds' batches go to the device separately and are stacked there: no host copy.
             run_step = jax.jit(lambda states, images: one_step(states, jnp.stack(images)), donate_argnums=0)
             for step in range(start_step, config.steps):
-                states = run_step(states, tuple(next(b)["image"] for b in batches))
+                states = run_step(states, next_step(batches))
                 after_steps(step, step + 1, states)
         else:
             run_steps = steps_in_one_call(one_step)
@@ -298,9 +298,14 @@ def make_seeds_step(config, generator, discriminator, seed_array: jax.Array, bat
     return lambda states, images: seeds_step(states, images, seed_array)
 
 
+def next_step(batches: list) -> tuple:
+    """The next images of each seed's batch iterator (`Pipeline.batches`): S float32 arrays [batch, ...]."""
+    return tuple(next(b)["image"] for b in batches)
+
+
 def next_chunk(batches: list, steps: int) -> np.ndarray:
     """The next `steps` images of each seed's batch iterator (`Pipeline.batches`): float32 [steps, S, batch, ...]."""
-    return np.stack([np.stack([next(b)["image"] for b in batches]) for _ in range(steps)])
+    return np.stack([np.stack(next_step(batches)) for _ in range(steps)])
 
 
 def steps_in_one_call(one_step: Callable) -> Callable:

@@ -58,7 +58,7 @@ def median_call_seconds(function, state, inputs, calls: int) -> float:
 
 def pipelines_step_seconds(pipelines: list, steps: int, chunk: int) -> float:
     """Mean host seconds of one step's batches from every pipeline, read as mode_coverage.py reads them:
-    a tuple per step (conv nets on a CPU, chunk 0), else `next_chunk`'s stacked array of `chunk` steps."""
+    `next_step`'s tuple per step (conv nets on a CPU, chunk 0), else `next_chunk`'s stacked array of `chunk` steps."""
     per_read = max(chunk, 1)
     reads = max(1, steps // per_read)
     batches = [p.batches(0, (reads + 2) * per_read) for p in pipelines]
@@ -70,7 +70,7 @@ def pipelines_step_seconds(pipelines: list, steps: int, chunk: int) -> float:
             if chunk:
                 mode_coverage.next_chunk(batches, chunk)
             else:
-                tuple(next(b)["image"] for b in batches)
+                mode_coverage.next_step(batches)
         return (time.perf_counter() - start) / (reads * per_read)
     finally:
         for b in batches:
