@@ -216,6 +216,36 @@ def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path, monkeypatch
     assert not (out / "runs" / "ring8_GAN").exists()
 
 
+class LabelsAsGiven:
+    """A digit classifier that reads each channel's label from its top-left pixel: (pixel + 1) * 5."""
+
+    def predict(self, channels):
+        return np.rint((channels[:, 0, 0, 0] + 1) * 5).astype(int)
+
+
+def stacked_images(triples):
+    """float32 [N, 28, 28, 3] whose channels LabelsAsGiven reads as the digit triples int [N, 3]."""
+    return np.broadcast_to((np.asarray(triples, np.float32) / 5 - 1)[:, None, None, :], (len(triples), 28, 28, 3))
+
+
+@pytest.mark.parametrize("triples, modes, kl, digit_kl", [
+    (np.stack(np.unravel_index(np.arange(1000), (10, 10, 10)), 1), 1000, 0.0, 0.0),  # every triple once
+    (np.repeat(np.arange(10), 3).reshape(10, 3), 10, np.log(100), 0.0),  # uniform digits, channels all alike
+    (np.stack([np.full(100, 9), np.arange(100) // 10, np.arange(100) % 10], 1), 100, np.log(10), np.log(10)),
+])
+def test_stacked_kl_splits_into_the_digits_frequencies_and_the_channels_dependence(triples, modes, kl, digit_kl):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import mode_coverage
+
+    score = mode_coverage.stacked_score(stacked_images(triples), LabelsAsGiven())
+    assert score == {"modes": modes, "reverse_kl": pytest.approx(kl, abs=1e-12),
+                     "digit_kl": pytest.approx(digit_kl, abs=1e-12),
+                     "digit_counts": [np.bincount(triples[:, c], minlength=10).tolist() for c in range(3)]}
+    json.dumps(score)  # results.json holds it
+    row = mode_coverage.table_row("run", 5, "stacked_mnist", [score], "7")
+    assert row == f"| run | 5 | {modes:.1f} ± 0.0 | {int(modes == 1000)}/1 | {kl:.3f} | {digit_kl:.3f} | 7 |"
+
+
 def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_path, monkeypatch):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import mode_coverage
