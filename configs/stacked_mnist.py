@@ -8,7 +8,8 @@ Expect:   see README "Mode coverage": modes of 1,000 hit by 26,000 samples (each
           modes (1 of 5 seeds all 1,000) / KL 0.241 at --steps 20000, 1000.0 (5/5) / 0.123 at 40000;
           PacGAN2 (--methods PacGAN2) 997.4 +- 0.8 (0/5) / 0.249 and 1000.0 (5/5) / 0.136.
           Seed 0 at 20k on a 2-core CPU, this config 997 / 0.280 against --set ...:
-          optim.g_lr=4e-4 999 / 0.206 (1000 / 0.076 at 40k, 0.059 at 60k, 0.050 at 80k and 100k),
+          optim.g_lr=4e-4 999 / 0.206 (1000 / 0.076 at 40k, 0.059 at 60k, 0.050 at 80k and 100k;
+          its 100k pictures read by --classifier-seed 1 to 5: 0.041-0.166, median of 6 0.078),
           model.g_width=128 999 / 0.223, both 999 / 0.171 (0.080 at 40k), optim.lr_decay=linear
           910 / 0.584 (docs/mode_coverage.md).
 Anchor:   PacGAN (Lin et al. 2018, Table 2): DCGAN 78.9 +- 6.5 modes / KL 4.50, PacDCGAN2 1000.0 / 0.06;

@@ -246,6 +246,33 @@ def test_stacked_kl_splits_into_the_digits_frequencies_and_the_channels_dependen
     assert row == f"| run | 5 | {modes:.1f} ± 0.0 | {int(modes == 1000)}/1 | {kl:.3f} | {digit_kl:.3f} | 7 |"
 
 
+def test_the_classifier_seed_picks_stacked_mnists_classifier_and_a_bad_one_is_one_clear_line(tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import argparse
+
+    import mode_coverage
+
+    class Loaded(Exception):
+        pass
+
+    def load(seed=0, data_dir=None):
+        raise Loaded(seed)
+
+    monkeypatch.setattr(mode_coverage.classifier, "load_or_train_digit_classifier", load)
+    args = argparse.Namespace(only="stacked_mnist", methods="GAN", seeds=1, classifier_seed=2, out=str(tmp_path))
+    with pytest.raises(Loaded) as loaded:  # the first thing a Stacked MNIST benchmark does
+        mode_coverage.run(args, {}, {}, {})
+    assert loaded.value.args == (2,)
+
+    for seed in ("-1", str(2 ** 31)):
+        monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "stacked_mnist", "--classifier-seed", seed,
+                                          "--out", str(tmp_path / "bad")])
+        with pytest.raises(SystemExit) as stop:
+            mode_coverage.main()
+        assert str(stop.value) == f"mode_coverage.py: error: --classifier-seed {seed}: use a seed in [0, 2147483647]"
+    assert not (tmp_path / "bad").exists()
+
+
 def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_path, monkeypatch):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import mode_coverage
