@@ -18,9 +18,9 @@ Stacked MNIST (configs/stacked_mnist.py; 5 seeds unless --seeds): 26,000 samples
 channel labelled by jaxgan's digit classifier of --classifier-seed (default 0; its held-out
 accuracy is printed): modes hit of 1,000 and KL(generated mode histogram || uniform), and of that
 KL the part the digits' frequencies explain (the channels' KL(digit histogram || uniform), summed;
-the rest is how far the channels are from independent). Classifiers of other seeds, as accurate on
-real digits, read a generator's imperfect digits differently: score a finished run again with
-another --classifier-seed to see how much its KL owes to the classifier.
+the rest is how far the channels are from independent). Classifiers of other seeds, about as
+accurate on real digits, read a generator's imperfect digits differently: score a finished run
+again with another --classifier-seed to see how much its KL owes to the classifier.
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
