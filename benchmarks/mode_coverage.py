@@ -452,8 +452,9 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
     start = time.perf_counter()
     for benchmark in args.only.split(","):
         seeds = seeds_of(args, benchmark)
+        stacked = benchmark == "stacked_mnist"
         digits, judge = None, {}
-        if benchmark == "stacked_mnist":
+        if stacked:
             digits = classifier.load_or_train_digit_classifier(args.classifier_seed)
             judge = {"classifier": {"seed": args.classifier_seed, "held_out_accuracy": digits.held_out_accuracy}}
             lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
@@ -471,7 +472,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
         reference.batch_size = EVAL_SAMPLES[benchmark]
         pipeline = data.make_pipeline(datasets[benchmark], reference)
         scores = [score(benchmark, pipeline.with_seed(seed).batch(0)["image"], digits) for seed in seeds]
-        what = "pictures of jaxgan_stacked_digits" if benchmark == "stacked_mnist" else "draws of the mixture"
+        what = "pictures of jaxgan_stacked_digits" if stacked else "draws of the mixture"
         lines.append(table_row(f"the data itself ({EVAL_SAMPLES[benchmark]:,} {what} per seed)", "", benchmark,
                                scores, ""))
         references.append({"benchmark": benchmark, "seeds": seeds, "scores": scores, **judge})
@@ -484,7 +485,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                                            EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
             scores = [score(benchmark, seed_samples, digits) for seed_samples in samples]
             with writing_in(args.out):
-                if benchmark == "stacked_mnist":
+                if stacked:
                     sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(samples[0, :64]), 8))
                 else:
                     mixtures.plot(samples[0], benchmark, picture,
@@ -500,7 +501,6 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
             write_outputs(args.out, lines, results, references, time.perf_counter() - start, finished=False)
         for name, m, se, q, kl in PUBLISHED[benchmark]:
             modes = f"{m} ± {se}" if se is not None else f"{m}"
-            stacked = benchmark == "stacked_mnist"
             quality = "" if stacked else f" {q} |"
             steps = "100k" if stacked else "400k"
             lines.append(f"| {name} (published) | {steps} | {modes} | |{quality} {kl} |{' |' if stacked else ''} |")
@@ -517,14 +517,15 @@ def score(benchmark: str, samples: np.ndarray, digits: classifier.TrainedClassif
 def table_row(label: str, steps, benchmark: str, scores: list[dict], seconds: str) -> str:
     """A row of the markdown table: modes mean ± SE over the runs' `scores`, runs with every mode,
     high-quality % (2-D), KL, the digits' KL (Stacked MNIST)."""
-    num_modes = STACKED_MODES if benchmark == "stacked_mnist" else len(mixtures.MIXTURES[benchmark].centres)
+    stacked = benchmark == "stacked_mnist"
+    num_modes = STACKED_MODES if stacked else len(mixtures.MIXTURES[benchmark].centres)
     modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
     kl, _ = mean_and_standard_error([s["reverse_kl"] for s in scores])
     full = sum(s["modes"] == num_modes for s in scores)
-    quality = ("" if benchmark == "stacked_mnist" else
+    quality = ("" if stacked else
                f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
     digits = (f" {mean_and_standard_error([s['digit_kl'] for s in scores])[0]:.3f} |"
-              if benchmark == "stacked_mnist" else "")
+              if stacked else "")
     return (f"| {label} | {steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(scores)} |{quality} {kl:.3f} |"
             f"{digits} {seconds} |")
 
