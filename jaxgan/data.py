@@ -34,6 +34,7 @@ from PIL import Image
 
 from jaxgan import mixtures
 from jaxgan.datasets import folder as folder_dataset
+from jaxgan.datasets.build_lock import build_lock
 from jaxgan.errors import UserError
 
 tfds.disable_progress_bar()
@@ -77,7 +78,10 @@ def load_dataset(name: str, split: str, label_key: str | None, data_dir: str | N
         reason = " ".join(str(e).split())[:200]
         raise UserError(f"cannot open dataset {name!r} ({reason}): {advice}") from None
     if name.startswith("jaxgan_") and not builder.is_prepared():
-        builder.download_and_prepare(file_format="array_record")
+        with build_lock(builder):
+            builder = tfds.builder(name, data_dir=data_dir)
+            if not builder.is_prepared():  # else a run started beside this one built it meanwhile
+                builder.download_and_prepare(file_format="array_record")
     return _open_split(builder, name, split, label_key)
 
 

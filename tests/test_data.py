@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import ml_collections
 import numpy as np
@@ -270,6 +272,36 @@ def test_a_built_folder_is_not_decoded_again(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "load_rgb", no_decoding)
     again = data.load_folder(folder, 16, 0, "error", str(tmp_path / "tfds"))
     assert len(again) == len(first) == 2
+
+
+# Each process meets the other at a barrier (a file per process) before each build, so both find the
+# dataset unbuilt; without the build lock the second rename into place fails.
+BUILD_TOGETHER = """
+import os, sys, time
+from jaxgan import data
+process, tfds_dir, folder, meeting = sys.argv[1:]
+def meet(stage):
+    open(os.path.join(meeting, f"{stage}.{process}"), "w").close()
+    while sum(name.startswith(stage + ".") for name in os.listdir(meeting)) < 2:
+        time.sleep(0.01)
+meet("digits")
+print("examples", len(data.load_dataset("jaxgan_digits", "train", "label", tfds_dir)))
+meet("folder")
+print("examples", len(data.load_folder(folder, 16, 0, "error", tfds_dir)))
+"""
+
+
+def test_runs_started_together_build_a_dataset_once(tmp_path):
+    folder = make_folder(tmp_path / "art", {"": [(f"{i}.png", "RGB", (64, 48)) for i in range(300)]})
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    runs = [subprocess.Popen([sys.executable, "-c", BUILD_TOGETHER, str(process), str(tmp_path / "tfds"), folder,
+                              str(meeting)], env=dict(os.environ, JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for process in range(2)]
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-2000:]
+        assert [line for line in stdout.splitlines() if line.startswith("examples")] == ["examples 4000", "examples 300"]
 
 
 def test_stacked_digits_stack_three_real_digits_as_rgb_from_a_fixed_draw(data_dir):

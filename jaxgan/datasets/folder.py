@@ -17,6 +17,7 @@ import os
 import tensorflow_datasets as tfds
 
 from jaxgan.datasets import images
+from jaxgan.datasets.build_lock import build_lock
 from jaxgan.errors import UserError
 
 
@@ -137,8 +138,11 @@ def builder(folder: str, max_shorter_side: int, bad_images: str, data_dir: str |
 
     if folder_builder(listing).is_prepared():
         return folder_builder(listing)
-    checked = folder_builder(readable_pictures(listing, bad_images))
-    print(f"Building the dataset of {len(checked.builder_config.listing.paths)} pictures in {listing.folder} "
-          f"({len(listing.class_names) or 'no'} styles) into {checked.data_dir} ...", flush=True)
-    checked.download_and_prepare(file_format="array_record")
+    checked = folder_builder(readable_pictures(listing, bad_images))  # before writing anything, the lock too
+    with build_lock(checked):
+        if folder_builder(listing).is_prepared():  # a run started beside this one built it meanwhile
+            return folder_builder(listing)
+        print(f"Building the dataset of {len(checked.builder_config.listing.paths)} pictures in {listing.folder} "
+              f"({len(listing.class_names) or 'no'} styles) into {checked.data_dir} ...", flush=True)
+        checked.download_and_prepare(file_format="array_record")
     return checked
