@@ -1,7 +1,7 @@
 """Mode coverage: PacGAN's 2-D mixtures and Stacked MNIST, mean ± standard error over seeds.
 
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
-       [--steps N] [--no-ema] [--classifier-seed S] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
+       [--steps N] [--no-ema] [--classifier-seed S[,S2,...]] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
 
 For each benchmark and method, trains the seeds AT ONCE (train.py's own step for every seed in one
 compiled call: `jax.vmap`-ed, or side by side for conv nets on a CPU; run s is `python train.py
@@ -19,8 +19,10 @@ channel labelled by jaxgan's digit classifier of --classifier-seed (default 0; i
 accuracy is printed): modes hit of 1,000 and KL(generated mode histogram || uniform), and of that
 KL the part the digits' frequencies explain (the channels' KL(digit histogram || uniform), summed;
 the rest is how far the channels are from independent). Classifiers of other seeds, about as
-accurate on real digits, read a generator's imperfect digits differently: score a finished run
-again with another --classifier-seed to see how much its KL owes to the classifier.
+accurate on real digits, read a generator's imperfect digits differently: with several seeds
+(--classifier-seed 0,1,2,3,4,5) the first one's classifier gives the modes and KL columns and a
+last column gives the KL under each classifier and their median (results.json: `more_classifiers`).
+The same command with other classifier seeds scores a finished run again without training it.
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
@@ -372,8 +374,9 @@ def main() -> None:
                         "for 2-D, 5 for Stacked MNIST)")
     parser.add_argument("--steps", type=int, default=None, help="default: the config's")
     parser.add_argument("--no-ema", action="store_true", help="score the raw generator, not its EMA")
-    parser.add_argument("--classifier-seed", type=int, default=0, help="Stacked MNIST: the seed of the digit "
-                        "classifier that labels the channels (each seed's trained once, then cached)")
+    parser.add_argument("--classifier-seed", default="0", help="Stacked MNIST: the seed of the digit classifier "
+                        "that labels the channels, or several, comma-separated, for the KL under each (each seed's "
+                        "trained once, then cached)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config key for every method, e.g. optim.lr_decay=linear (repeatable)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
@@ -399,8 +402,7 @@ def check_and_run(args) -> None:
             raise UserError(f"--methods {name}: choose from {', '.join(METHODS)}")
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: train at least 1 seed")
-    if not 0 <= args.classifier_seed <= train.MAX_INT32:
-        raise UserError(f"--classifier-seed {args.classifier_seed}: use a seed in [0, {train.MAX_INT32}]")
+    args.classifier_seeds = parse_classifier_seeds(args.classifier_seed)
     # Every method's config built, its data opened and its workdir checked before anything trains.
     overrides = parse_overrides(args.set, benchmark_names[0])
     configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
@@ -411,6 +413,18 @@ def check_and_run(args) -> None:
     for (benchmark, method), config in configs.items():
         check_workdir(method_workdir(args.out, benchmark, method), config, seeds_of(args, benchmark))
     run(args, overrides, configs, datasets)
+
+
+def parse_classifier_seeds(text: str) -> list[int]:
+    """--classifier-seed's "S" or "S1,S2,...": distinct seeds in [0, MAX_INT32]; UserError otherwise."""
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) < len(seeds) or not all(0 <= seed <= train.MAX_INT32 for seed in seeds):
+        raise UserError(f"--classifier-seed {text}: use a seed in [0, {train.MAX_INT32}], or several distinct "
+                        f"ones, comma-separated")
+    return seeds
 
 
 def method_name(benchmark: str, method: str) -> str:
@@ -453,15 +467,22 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
     for benchmark in args.only.split(","):
         seeds = seeds_of(args, benchmark)
         stacked = benchmark == "stacked_mnist"
-        digits, judge = None, {}
+        digits, more_digits, judge = None, {}, {}
         if stacked:
-            digits = classifier.load_or_train_digit_classifier(args.classifier_seed)
-            judge = {"classifier": {"seed": args.classifier_seed, "held_out_accuracy": digits.held_out_accuracy}}
+            first_seed, *more_seeds = args.classifier_seeds
+            digits = classifier.load_or_train_digit_classifier(first_seed)
+            more_digits = {seed: classifier.load_or_train_digit_classifier(seed) for seed in more_seeds}
+            judge = {"classifier": {"seed": first_seed, "held_out_accuracy": digits.held_out_accuracy}}
+            accuracies = ", ".join(f"{100 * d.held_out_accuracy:.1f}" for d in [digits, *more_digits.values()])
+            more_column = (f" KL under classifiers {' / '.join(map(str, args.classifier_seeds))} (median) |"
+                           if more_digits else "")
             lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
-                      f"each; digit classifier of seed {args.classifier_seed}: "
-                      f"{100 * digits.held_out_accuracy:.1f} % on held-out digits", "",
-                      "| method | steps | modes (mean ± SE) | all modes in | KL | of which digits' KL | train s |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
+                      f"each; digit classifier{'s' if more_digits else ''} of seed{'s' if more_digits else ''} "
+                      f"{', '.join(map(str, args.classifier_seeds))}: {accuracies} % on held-out digits"
+                      + (f"; modes and KL under seed {first_seed}'s" if more_digits else ""), "",
+                      f"| method | steps | modes (mean ± SE) | all modes in | KL | of which digits' KL | train s |"
+                      f"{more_column}",
+                      "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if more_digits else "")]
         else:
             lines += [f"### {benchmark} ({len(mixtures.MIXTURES[benchmark].centres)} modes), {len(seeds)} seeds, "
                       f"{EVAL_SAMPLES[benchmark]} samples each", "",
@@ -471,11 +492,13 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
         reference = configs[benchmark, method_names[0]].copy_and_resolve_references()
         reference.batch_size = EVAL_SAMPLES[benchmark]
         pipeline = data.make_pipeline(datasets[benchmark], reference)
-        scores = [score(benchmark, pipeline.with_seed(seed).batch(0)["image"], digits) for seed in seeds]
+        samples = [pipeline.with_seed(seed).batch(0)["image"] for seed in seeds]
+        scores = [score(benchmark, seed_samples, digits) for seed_samples in samples]
+        more = more_classifiers_scores(samples, more_digits)
         what = "pictures of jaxgan_stacked_digits" if stacked else "draws of the mixture"
         lines.append(table_row(f"the data itself ({EVAL_SAMPLES[benchmark]:,} {what} per seed)", "", benchmark,
-                               scores, ""))
-        references.append({"benchmark": benchmark, "seeds": seeds, "scores": scores, **judge})
+                               scores, "", more))
+        references.append({"benchmark": benchmark, "seeds": seeds, "scores": scores, **judge, **more_field(more)})
         for method in method_names:
             config = configs[benchmark, method]
             picture = os.path.join(args.out, method_name(benchmark, method) + ".png")
@@ -484,6 +507,7 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
             samples, seconds = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
                                            EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
             scores = [score(benchmark, seed_samples, digits) for seed_samples in samples]
+            more = more_classifiers_scores(samples, more_digits)
             with writing_in(args.out):
                 if stacked:
                     sampling.save_png(picture, sampling.image_grid(sampling.to_uint8(samples[0, :64]), 8))
@@ -492,18 +516,19 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                                   title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
             label = f"jaxgan {method}" + (" (raw G)" if args.no_ema else "") + "".join(
                 f", {key}={value}" for key, value in overrides.items())
-            lines.append(table_row(label, config.steps, benchmark, scores, f"{seconds:.0f}"))
+            lines.append(table_row(label, config.steps, benchmark, scores, f"{seconds:.0f}", more))
             print(lines[-1], flush=True)
             results.append({"benchmark": benchmark, "method": method, "keys": {**METHODS[method], **overrides},
                             "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
                             "generator": "raw" if args.no_ema else "EMA",
-                            "scores": scores, "train_seconds": seconds, **judge})
+                            "scores": scores, "train_seconds": seconds, **judge, **more_field(more)})
             write_outputs(args.out, lines, results, references, time.perf_counter() - start, finished=False)
         for name, m, se, q, kl in PUBLISHED[benchmark]:
             modes = f"{m} ± {se}" if se is not None else f"{m}"
             quality = "" if stacked else f" {q} |"
             steps = "100k" if stacked else "400k"
-            lines.append(f"| {name} (published) | {steps} | {modes} | |{quality} {kl} |{' |' if stacked else ''} |")
+            lines.append(f"| {name} (published) | {steps} | {modes} | |{quality} {kl} |{' |' if stacked else ''} |"
+                         + (" |" if more_digits else ""))
         lines.append("")
     print("\n" + write_outputs(args.out, lines, results, references, time.perf_counter() - start, finished=True))
 
@@ -514,9 +539,23 @@ def score(benchmark: str, samples: np.ndarray, digits: classifier.TrainedClassif
     return stacked_score(samples, digits) if benchmark == "stacked_mnist" else mixtures.evaluate(samples, benchmark)
 
 
-def table_row(label: str, steps, benchmark: str, scores: list[dict], seconds: str) -> str:
+def more_classifiers_scores(samples, more_digits: dict) -> list[dict]:
+    """Stacked MNIST's scores of each seed's samples under each further classifier of `more_digits`
+    ({classifier seed: TrainedClassifier}): [{"seed", "held_out_accuracy", "scores": [per run]}]."""
+    return [{"seed": seed, "held_out_accuracy": digits.held_out_accuracy,
+             "scores": [stacked_score(seed_samples, digits) for seed_samples in samples]}
+            for seed, digits in more_digits.items()]
+
+
+def more_field(more: list[dict]) -> dict:
+    """results.json's `more_classifiers`, present only when there are some."""
+    return {"more_classifiers": more} if more else {}
+
+
+def table_row(label: str, steps, benchmark: str, scores: list[dict], seconds: str, more: list[dict] = ()) -> str:
     """A row of the markdown table: modes mean ± SE over the runs' `scores`, runs with every mode,
-    high-quality % (2-D), KL, the digits' KL (Stacked MNIST)."""
+    high-quality % (2-D), KL, the digits' KL (Stacked MNIST); with `more` classifiers' scores
+    (`more_classifiers_scores`), the mean KL under the first and each further one, and their median."""
     stacked = benchmark == "stacked_mnist"
     num_modes = STACKED_MODES if stacked else len(mixtures.MIXTURES[benchmark].centres)
     modes, modes_se = mean_and_standard_error([s["modes"] for s in scores])
@@ -526,8 +565,10 @@ def table_row(label: str, steps, benchmark: str, scores: list[dict], seconds: st
                f" {mean_and_standard_error([100 * s['high_quality'] for s in scores])[0]:.1f} |")
     digits = (f" {mean_and_standard_error([s['digit_kl'] for s in scores])[0]:.3f} |"
               if stacked else "")
+    kls = [kl] + [mean_and_standard_error([s["reverse_kl"] for s in m["scores"]])[0] for m in more]
+    by_classifier = f" {' / '.join(f'{k:.3f}' for k in kls)} ({np.median(kls):.3f}) |" if more else ""
     return (f"| {label} | {steps} | {modes:.1f} ± {modes_se:.1f} | {full}/{len(scores)} |{quality} {kl:.3f} |"
-            f"{digits} {seconds} |")
+            f"{digits} {seconds} |{by_classifier}")
 
 
 def write_outputs(out: str, lines: list[str], results: list[dict], references: list[dict], seconds: float,

@@ -219,6 +219,8 @@ def test_a_2d_run_and_the_benchmark_run_without_tensorflow(tmp_path, monkeypatch
 class LabelsAsGiven:
     """A digit classifier that reads each channel's label from its top-left pixel: (pixel + 1) * 5."""
 
+    held_out_accuracy = 1.0
+
     def predict(self, channels):
         return np.rint((channels[:, 0, 0, 0] + 1) * 5).astype(int)
 
@@ -246,31 +248,70 @@ def test_stacked_kl_splits_into_the_digits_frequencies_and_the_channels_dependen
     assert row == f"| run | 5 | {modes:.1f} ± 0.0 | {int(modes == 1000)}/1 | {kl:.3f} | {digit_kl:.3f} | 7 |"
 
 
-def test_the_classifier_seed_picks_stacked_mnists_classifier_and_a_bad_one_is_one_clear_line(tmp_path, monkeypatch):
+def test_the_classifier_seeds_pick_stacked_mnists_classifiers_and_a_bad_one_is_one_clear_line(tmp_path, monkeypatch):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import argparse
 
     import mode_coverage
 
-    class Loaded(Exception):
-        pass
+    loaded = []
 
     def load(seed=0, data_dir=None):
-        raise Loaded(seed)
+        loaded.append(seed)
+        if len(loaded) == 2:
+            raise StopIteration  # both loaded: the first thing a Stacked MNIST benchmark does
 
     monkeypatch.setattr(mode_coverage.classifier, "load_or_train_digit_classifier", load)
-    args = argparse.Namespace(only="stacked_mnist", methods="GAN", seeds=1, classifier_seed=2, out=str(tmp_path))
-    with pytest.raises(Loaded) as loaded:  # the first thing a Stacked MNIST benchmark does
+    args = argparse.Namespace(only="stacked_mnist", methods="GAN", seeds=1, out=str(tmp_path),
+                              classifier_seeds=mode_coverage.parse_classifier_seeds("2,0"))
+    with pytest.raises(StopIteration):
         mode_coverage.run(args, {}, {}, {})
-    assert loaded.value.args == (2,)
+    assert loaded == [2, 0]
 
-    for seed in ("-1", str(2 ** 31)):
-        monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "stacked_mnist", "--classifier-seed", seed,
+    for seeds in ("-1", str(2 ** 31), "1,1", "0,x", ""):
+        monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "stacked_mnist", "--classifier-seed", seeds,
                                           "--out", str(tmp_path / "bad")])
         with pytest.raises(SystemExit) as stop:
             mode_coverage.main()
-        assert str(stop.value) == f"mode_coverage.py: error: --classifier-seed {seed}: use a seed in [0, 2147483647]"
+        assert str(stop.value) == (f"mode_coverage.py: error: --classifier-seed {seeds}: use a seed in "
+                                   f"[0, 2147483647], or several distinct ones, comma-separated")
     assert not (tmp_path / "bad").exists()
+
+
+class LabelsShifted(LabelsAsGiven):
+    """A classifier that reads every digit one higher (9 as 0)."""
+
+    def predict(self, channels):
+        return (super().predict(channels) + 1) % 10
+
+
+class LabelsAllZero(LabelsAsGiven):
+    """A classifier that reads every digit as 0."""
+
+    def predict(self, channels):
+        return np.zeros(len(channels), int)
+
+
+def test_several_classifiers_each_give_a_kl_and_the_median():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import mode_coverage
+
+    # Run 0's pictures are one triple (KL log 1000 under every classifier here); run 1's are (9, x, y) for
+    # the first, (0, x+1, y+1) for LabelsShifted (the same KL, log 10, from other counts), (0, 0, 0) for
+    # LabelsAllZero (log 1000).
+    collapsed = stacked_images(np.zeros((1000, 3), int))
+    spread = stacked_images(np.stack([np.full(100, 9), np.arange(100) // 10, np.arange(100) % 10], 1))
+    first = [mode_coverage.stacked_score(x, LabelsAsGiven()) for x in (collapsed, spread)]
+    more = mode_coverage.more_classifiers_scores(
+        [collapsed, spread], {3: LabelsShifted(), 4: LabelsAllZero(), 5: LabelsAllZero()})
+    assert [m["seed"] for m in more] == [3, 4, 5] and [m["held_out_accuracy"] for m in more] == [1.0] * 3
+    assert more[0]["scores"][1]["digit_counts"][0] == [100] + [0] * 9
+    assert more[0]["scores"][1]["reverse_kl"] == pytest.approx(first[1]["reverse_kl"])
+    kl, all_zero = (np.log(1000) + np.log(10)) / 2, np.log(1000)
+    row = mode_coverage.table_row("run", 5, "stacked_mnist", first, "7", more)
+    assert row == (f"| run | 5 | 50.5 ± 49.5 | 0/2 | {kl:.3f} | {kl:.3f} | 7 | {kl:.3f} / {kl:.3f} / {all_zero:.3f} / "
+                   f"{all_zero:.3f} ({(kl + all_zero) / 2:.3f}) |")
+    assert mode_coverage.more_field(more) == {"more_classifiers": more} and mode_coverage.more_field([]) == {}
 
 
 def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_path, monkeypatch):
