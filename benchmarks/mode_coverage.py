@@ -469,20 +469,18 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
         stacked = benchmark == "stacked_mnist"
         digits, more_digits, judge = None, {}, {}
         if stacked:
-            first_seed, *more_seeds = args.classifier_seeds
-            digits = classifier.load_or_train_digit_classifier(first_seed)
-            more_digits = {seed: classifier.load_or_train_digit_classifier(seed) for seed in more_seeds}
+            readers = {seed: classifier.load_or_train_digit_classifier(seed) for seed in args.classifier_seeds}
+            (first_seed, digits), *more = readers.items()
+            more_digits = dict(more)
             judge = {"classifier": {"seed": first_seed, "held_out_accuracy": digits.held_out_accuracy}}
-            accuracies = ", ".join(f"{100 * d.held_out_accuracy:.1f}" for d in [digits, *more_digits.values()])
-            more_column = (f" KL under classifiers {' / '.join(map(str, args.classifier_seeds))} (median) |"
-                           if more_digits else "")
+            accuracies = ", ".join(f"seed {seed}: {100 * d.held_out_accuracy:.1f} %" for seed, d in readers.items())
+            more_column = f" KL under classifiers {' / '.join(map(str, readers))} (median) |" if more else ""
             lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
-                      f"each; digit classifier{'s' if more_digits else ''} of seed{'s' if more_digits else ''} "
-                      f"{', '.join(map(str, args.classifier_seeds))}: {accuracies} % on held-out digits"
-                      + (f"; modes and KL under seed {first_seed}'s" if more_digits else ""), "",
+                      f"each; digit classifier of {accuracies} on held-out digits"
+                      + (f" (modes and KL: seed {first_seed}'s)" if more else ""), "",
                       f"| method | steps | modes (mean ± SE) | all modes in | KL | of which digits' KL | train s |"
                       f"{more_column}",
-                      "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if more_digits else "")]
+                      "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if more else "")]
         else:
             lines += [f"### {benchmark} ({len(mixtures.MIXTURES[benchmark].centres)} modes), {len(seeds)} seeds, "
                       f"{EVAL_SAMPLES[benchmark]} samples each", "",
