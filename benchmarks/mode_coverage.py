@@ -1,7 +1,8 @@
 """Mode coverage: PacGAN's 2-D mixtures and Stacked MNIST, mean ± standard error over seeds.
 
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
-       [--steps N] [--no-ema] [--classifier-seed S[,S2,...]] [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
+       [--steps N] [--no-ema] [--classifier-seed S[,S2,...]] [--set KEY=VALUE ...]
+       [--out benchmarks/results/mode_coverage]
 
 For each benchmark and method, trains the seeds AT ONCE (train.py's own step for every seed in one
 compiled call: `jax.vmap`-ed, or side by side for conv nets on a CPU; run s is `python train.py

@@ -301,7 +301,8 @@ def test_runs_started_together_build_a_dataset_once(tmp_path):
     for run in runs:
         stdout, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, stderr[-2000:]
-        assert [line for line in stdout.splitlines() if line.startswith("examples")] == ["examples 4000", "examples 300"]
+        counts = [line for line in stdout.splitlines() if line.startswith("examples")]
+        assert counts == ["examples 4000", "examples 300"]
 
 
 def test_stacked_digits_stack_three_real_digits_as_rgb_from_a_fixed_draw(data_dir):
