@@ -471,17 +471,17 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
         digits, more_digits, judge = None, {}, {}
         if stacked:
             readers = {seed: classifier.load_or_train_digit_classifier(seed) for seed in args.classifier_seeds}
-            (first_seed, digits), *more = readers.items()
-            more_digits = dict(more)
+            (first_seed, digits), *others = readers.items()
+            more_digits = dict(others)
             judge = {"classifier": {"seed": first_seed, "held_out_accuracy": digits.held_out_accuracy}}
             accuracies = ", ".join(f"seed {seed}: {100 * d.held_out_accuracy:.1f} %" for seed, d in readers.items())
-            more_column = f" KL under classifiers {' / '.join(map(str, readers))} (median) |" if more else ""
+            more_column = f" KL under classifiers {' / '.join(map(str, readers))} (median) |" if more_digits else ""
             lines += [f"### Stacked MNIST (1,000 modes), {len(seeds)} seeds, {EVAL_SAMPLES[benchmark]} samples "
                       f"each; digit classifier of {accuracies} on held-out digits"
-                      + (f" (modes and KL: seed {first_seed}'s)" if more else ""), "",
+                      + (f" (modes and KL: seed {first_seed}'s)" if more_digits else ""), "",
                       f"| method | steps | modes (mean ± SE) | all modes in | KL | of which digits' KL | train s |"
                       f"{more_column}",
-                      "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if more else "")]
+                      "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if more_digits else "")]
         else:
             lines += [f"### {benchmark} ({len(mixtures.MIXTURES[benchmark].centres)} modes), {len(seeds)} seeds, "
                       f"{EVAL_SAMPLES[benchmark]} samples each", "",
