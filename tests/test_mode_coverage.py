@@ -254,17 +254,20 @@ def test_the_classifier_seeds_pick_stacked_mnists_classifiers_and_a_bad_one_is_o
 
     import mode_coverage
 
+    class BothLoaded(Exception):
+        pass
+
     loaded = []
 
     def load(seed=0, data_dir=None):
         loaded.append(seed)
         if len(loaded) == 2:
-            raise StopIteration  # both loaded: the first thing a Stacked MNIST benchmark does
+            raise BothLoaded  # both loaded: the first thing a Stacked MNIST benchmark does
 
     monkeypatch.setattr(mode_coverage.classifier, "load_or_train_digit_classifier", load)
     args = argparse.Namespace(only="stacked_mnist", methods="GAN", seeds=1, out=str(tmp_path),
                               classifier_seeds=mode_coverage.parse_classifier_seeds("2,0"))
-    with pytest.raises(StopIteration):
+    with pytest.raises(BothLoaded):
         mode_coverage.run(args, {}, {}, {})
     assert loaded == [2, 0]
 
