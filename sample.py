@@ -12,9 +12,10 @@ python sample.py --from-image picture.png [--out again.png]
 --out FILE.png: an image grid (one row per label); FILE.npy: the raw float32 array [N, H, W, C] in
 [-1, 1]; DIR/ (with --seeds or --variations): one PNG per image, named seed0042_<style>.png, and
 grid.png; for a 2-D mixture run (configs/ring8.py, grid25.py) FILE.npy holds the points float32
-[N, 2] and FILE.png plots them over the modes; FILE.gif / FILE.mp4: the frames of a walk or morph. Every PNG carries in its text chunks
-the run, step, seed, style and truncation, and the arguments that make it again (--from-image).
-The same arguments give the same pixels every time and on any number of devices.
+[N, 2] and FILE.png plots them over the modes; FILE.gif / FILE.mp4: the frames of a walk or morph.
+Every PNG carries in its text chunks the run, step, seed, style and truncation, and the arguments
+that make it again (--from-image). The same arguments give the same pixels every time and on any
+number of devices.
 """
 
 import argparse

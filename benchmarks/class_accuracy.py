@@ -4,11 +4,11 @@ python benchmarks/class_accuracy.py --workdir runs/default [--workdir runs/other
        [--num-per-class 100] [--sample-seeds 10] [--no-ema] [--json out.json]
 
 A CNN classifier (jaxgan.classifier) is trained on jaxgan_digits/train (once: it is cached in the
-TFDS data dir) and its accuracy on the held-out test split is printed first. For each run it then samples --num-per-class images of every
-class for each of --sample-seeds latent seeds (the same path as `sample.py --labels`) and reports the
-fraction the classifier labels as the requested class: per seed, mean ± standard error over seeds,
-and per class. With several workdirs (e.g. runs of different training seeds) it also reports the
-mean ± standard error over runs.
+TFDS data dir) and its accuracy on the held-out test split is printed first. For each run it then
+samples --num-per-class images of every class for each of --sample-seeds latent seeds (the same path
+as `sample.py --labels`) and reports the fraction the classifier labels as the requested class: per
+seed, mean ± standard error over seeds, and per class. With several workdirs (e.g. runs of different
+training seeds) it also reports the mean ± standard error over runs.
 """
 
 import argparse

@@ -30,7 +30,8 @@ def timed_get(url: str) -> float:
 
 def summary(times: list[float]) -> str:
     ordered = sorted(times)
-    return f"median {statistics.median(ordered):.0f} ms, 90th percentile {ordered[int(0.9 * (len(ordered) - 1))]:.0f} ms"
+    percentile_90 = ordered[int(0.9 * (len(ordered) - 1))]
+    return f"median {statistics.median(ordered):.0f} ms, 90th percentile {percentile_90:.0f} ms"
 
 
 def main() -> None:
@@ -56,7 +57,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     style = f"style={urllib.request.quote(gan.class_names[0])}&" if gan.class_names else ""
     pictures = [timed_get(f"{base}/image.png?{style}seed={1000 + i}&psi=0.8") for i in range(args.requests)]
-    walks = [timed_get(f"{base}/walk.gif?{style}from={i}&to={i + 1}&psi=0.8") for i in range(max(3, args.requests // 10))]
+    walks = [timed_get(f"{base}/walk.gif?{style}from={i}&to={i + 1}&psi=0.8")
+             for i in range(max(3, args.requests // 10))]
     print(f"picture ({args.requests} seeds): {summary(pictures)}")
     print(f"walk GIF, {explorer.WALK_FRAMES} frames ({len(walks)} walks): {summary(walks)}")
     server.shutdown()

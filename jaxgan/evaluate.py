@@ -273,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--features", default="inception", help="inception or digits")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the samples")
-    parser.add_argument("--reference-split", default=None, help="real images to compare with (default: the run's split)")
+    parser.add_argument("--reference-split", default=None,
+                        help="real images to compare with (default: the run's split)")
     parser.add_argument("--num-reference", type=int, default=0, help="real images used (0: the whole split)")
     parser.add_argument("--kid-subset-size", type=int, default=1000)
     parser.add_argument("--inception-weights", default=None, help=f"path of {inception.WEIGHTS_FILE}")

@@ -17,10 +17,11 @@ Drop-in for `models.Generator` / `models.Discriminator` at 28..256 px: the same 
 
 Every weight is drawn from N(0, 1) and scaled at run time by its He constant 1/sqrt(fan_in)
 ("equalized learning rate", Karras et al. 2018), so Adam's per-parameter steps move every layer at
-the same relative speed (the mapping network's are 100x slower, see `_Dense`). Simplified against NVIDIA's stylegan2-ada-pytorch: resampling is bilinear
-(the [1, 3, 3, 1] filter) or 2x2 average pooling followed by a stride-1 convolution, instead of a
-transposed or strided convolution with an FIR blur; no style mixing, no W average or truncation,
-no path length regularisation, no mixed precision or activation clamping.
+the same relative speed (the mapping network's are 100x slower, see `_Dense`). Simplified against
+NVIDIA's stylegan2-ada-pytorch: resampling is bilinear (the [1, 3, 3, 1] filter) or 2x2 average
+pooling followed by a stride-1 convolution, instead of a transposed or strided convolution with an
+FIR blur; no style mixing, no W average or truncation, no path length regularisation, no mixed
+precision or activation clamping.
 """
 
 import math

@@ -115,7 +115,8 @@ def test_folder_of_styles_end_to_end(data_dir, tmp_path):
     for style in ("ink", "watercolor"):
         os.makedirs(tmp_path / "art" / style)
         for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "art" / style / f"{i}.png")
+            picture = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+            Image.fromarray(picture).save(tmp_path / "art" / style / f"{i}.png")
     workdir = str(tmp_path / "run")
     # As on a GPU machine without TensorFlow: building the folder's dataset must not need it.
     hidden = env_without_tensorflow(tmp_path)

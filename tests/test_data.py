@@ -316,7 +316,8 @@ def test_stacked_digits_stack_three_real_digits_as_rgb_from_a_fixed_draw(data_di
     for index in (0, 77_777):
         image = dataset.source[index]["image"]
         for channel, digit in enumerate(triples[index]):
-            np.testing.assert_array_equal(image[:, :, channel], np.asarray(singles.source[int(digit)]["image"])[:, :, 0])
+            digit_image = np.asarray(singles.source[int(digit)]["image"])[:, :, 0]
+            np.testing.assert_array_equal(image[:, :, channel], digit_image)
     # Every one of the 1,000 digit triples (modes) appears in the training set.
     labels = np.array([singles.source[i]["label"] for i in range(len(singles))])
     modes = labels[triples] @ np.array([100, 10, 1])

@@ -185,7 +185,8 @@ def test_evaluation_during_training_logs_scores_and_keeps_the_best_checkpoints(d
 
     config = make_tiny_config(data_dir)
     config.steps, config.eval_every = 6, 2
-    config.eval.num_samples, config.eval.metrics, config.eval.best_metric, config.eval.keep_best = 200, "fid,acc", "fid", 2
+    config.eval.num_samples, config.eval.metrics = 200, "fid,acc"
+    config.eval.best_metric, config.eval.keep_best = "fid", 2
     workdir = str(tmp_path / "run")
     train.train_and_evaluate(config, workdir)
 
@@ -215,7 +216,8 @@ def test_an_evaluation_setting_that_cannot_work_is_one_clear_line(data_dir):
 
     config = make_tiny_config(data_dir)
     config.eval_every, config.eval.metrics, config.eval.best_metric = 2, "acc", "fid"
-    with pytest.raises(UserError, match=r"best_metric='fid' is not computed by --config.eval.metrics='acc'; pick one of acc"):
+    message = r"best_metric='fid' is not computed by --config.eval.metrics='acc'; pick one of acc"
+    with pytest.raises(UserError, match=message):
         train.validate(config)
     config.eval.metrics = "fid,nope"
     with pytest.raises(UserError, match="unknown metric 'nope'"):

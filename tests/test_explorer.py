@@ -128,7 +128,8 @@ def explorer(trained_workdir):
     server.wait(timeout=30)
 
 
-def test_the_page_in_a_headless_browser_matches_sample_py_and_a_busy_port_is_a_clear_error(trained_workdir, explorer, tmp_path):
+def test_the_page_in_a_headless_browser_matches_sample_py_and_a_busy_port_is_a_clear_error(
+        trained_workdir, explorer, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By

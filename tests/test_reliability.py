@@ -391,7 +391,8 @@ def test_hostile_config_values_end_in_one_clear_line_or_a_usable_config(key, val
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
-@given(name=st.one_of(st.sampled_from(["-1", "3", "nan", "", "a/b/c", "mnist:9.9.9", "mnist/no_config", "../x", "\x00"]),
+@given(name=st.one_of(st.sampled_from(["-1", "3", "nan", "", "a/b/c", "mnist:9.9.9", "mnist/no_config", "../x",
+                                       "\x00"]),
                       st.text(max_size=12)))  # too short for the jaxgan_* names, which would be built
 def test_hostile_dataset_names_end_in_one_clear_line(name, tmp_path_factory):
     with pytest.raises(UserError) as error:
