@@ -1,8 +1,8 @@
 """Mode coverage: PacGAN's 2-D mixtures and Stacked MNIST, mean ± standard error over seeds.
 
 python benchmarks/mode_coverage.py [--only ring8,grid25,stacked_mnist] [--seeds N] [--methods GAN,PacGAN2]
-       [--steps N] [--no-ema] [--classifier-seed S[,S2,...]] [--set KEY=VALUE ...]
-       [--out benchmarks/results/mode_coverage]
+       [--steps N] [--no-ema] [--classifier-seed S[,S2,...]] [--drs-steps K [--drs-quantile Q]]
+       [--set KEY=VALUE ...] [--out benchmarks/results/mode_coverage]
 
 For each benchmark and method, trains the seeds AT ONCE (train.py's own step for every seed in one
 compiled call: `jax.vmap`-ed, or side by side for conv nets on a CPU; run s is `python train.py
@@ -24,6 +24,12 @@ accurate on real digits, read a generator's imperfect digits differently: with s
 (--classifier-seed 0,1,2,3,4,5) the first one's classifier gives the modes and KL columns and a
 last column gives the KL under each classifier and their median (results.json: `more_classifiers`).
 The same command with other classifier seeds scores a finished run again without training it.
+
+With --drs-steps K the samples scored are those that pass discriminator rejection sampling
+(jaxgan.rejection; Azadi et al. 2019): each run's D, calibrated for K more steps against its frozen
+generator on the run's next batches, accepts candidate x with probability min(1, exp(logit(x) - M)),
+M the --drs-quantile (default 0.9) of the first 10,000 candidates' logits. The runs are the same as
+without it (a finished --out is only calibrated, sampled and scored again); the rows say "DRS".
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
@@ -58,7 +64,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs import grid25, ring8, stacked_mnist  # noqa: E402
-from jaxgan import checkpoint, classifier, data, mixtures, sampling, train  # noqa: E402
+from jaxgan import checkpoint, classifier, data, mixtures, rejection, sampling, train  # noqa: E402
 from jaxgan.errors import UserError  # noqa: E402
 
 CONFIGS = {"ring8": ring8, "grid25": grid25, "stacked_mnist": stacked_mnist}
@@ -157,11 +163,15 @@ def check_saved(meta: dict, step: int, config, seeds: list[int], workdir: str) -
 
 
 def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds: list[int], use_ema: bool,
-                num_samples: int, workdir: str) -> tuple[np.ndarray, float]:
+                num_samples: int, workdir: str, rejection: tuple[int, float] | None = None
+                ) -> tuple[np.ndarray, float, list[dict]]:
     """Trains one run per seed on `dataset` (`data.open_dataset(config.data)`), all at once; returns
     each run's first `num_samples` samples of sample.py's --seed 0 from its EMA or raw generator
-    (float32 [S, num_samples, 2] for 2-D, [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST)
-    and the seconds spent training them, over every call that trained them.
+    (float32 [S, num_samples, 2] for 2-D, [S, num_samples, 28, 28, 3] in [-1, 1] for Stacked MNIST),
+    the seconds spent training them, over every call that trained them, and how DRS drew them.
+
+    With `rejection` (calibration steps, quantile) the samples are those that pass discriminator
+    rejection sampling (`rejection_samples`), and the list holds each run's draw; else it is empty.
 
     The step is train.py's own for every seed at once (`make_seeds_step`), and run s reads the
     batches that train.py's pipeline gives --config.seed=s, so run s is that train.py run. Steps run
@@ -193,8 +203,41 @@ def train_seeds(config, dataset: data.ImageDataset | data.MixtureDataset, seeds:
     except Exception as error:  # a full disk: one line naming the checkpoints kept, as train.py says it
         checkpoint.raise_if_write_failure(error, manager, workdir)
         raise
-    return (sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples, seeds_side_by_side(config)),
-            seconds)
+    if rejection is None:
+        return (sample_seeds(states, generator, config.model.latent_dim, use_ema, num_samples,
+                             seeds_side_by_side(config)), seconds, [])
+    samples, draws = rejection_samples(config, pipelines, generator, discriminator, states, use_ema, num_samples,
+                                       *rejection)
+    return samples, seconds, draws
+
+
+def rejection_samples(config, pipelines: list, generator, discriminator, states, use_ema: bool, num_samples: int,
+                      calibration_steps: int, quantile: float) -> tuple[np.ndarray, list[dict]]:
+    """Each run's first `num_samples` samples that pass DRS (`jaxgan.rejection`), candidates drawn
+    from sample.py's --seed 0, after `calibration_steps` updates of its D against its EMA or raw
+    generator on its pipeline's next batches; the runs one after another. Returns the samples as
+    `sample_seeds` does and each run's draw: {"threshold", "candidates", "acceptance",
+    "calibration_loss": D's logistic loss over the first and the last 100 updates}."""
+    samples, draws = [], []
+    for i, pipeline in enumerate(pipelines):
+        state = jax.tree.map(lambda leaf: leaf[i], states)
+        g_params = state.ema_params if use_ema else state.g_params
+        batches = pipeline.batches(int(state.step), int(state.step) + calibration_steps)
+        try:
+            d_params, d_batch_stats, step_losses = rejection.calibrate_discriminator(
+                config, generator, discriminator, state, g_params, batches, calibration_steps, pipeline.seed)
+        finally:
+            batches.close()  # stops its threads
+        run_samples, draw = rejection.rejection_sample(generator, discriminator, g_params, state.g_batch_stats,
+                                                       d_params, d_batch_stats, config.model.latent_dim,
+                                                       num_samples, 0, quantile)
+        samples.append(run_samples)
+        draws.append({**draw, "calibration_loss": [float(step_losses[:100].mean()),
+                                                   float(step_losses[-100:].mean())]})
+        print(f"  DRS, seed {pipeline.seed}: D's loss {draws[-1]['calibration_loss'][0]:.3f} -> "
+              f"{draws[-1]['calibration_loss'][1]:.3f} over {calibration_steps} calibration steps; M = "
+              f"{draw['threshold']:.3f}, {100 * draw['acceptance']:.1f} % of {draw['candidates']} accepted", flush=True)
+    return np.stack(samples), draws
 
 
 def resume_seeds(manager, workdir: str, config, seeds: list[int], abstract_states) -> tuple:
@@ -378,6 +421,10 @@ def main() -> None:
     parser.add_argument("--classifier-seed", default="0", help="Stacked MNIST: the seed of the digit classifier "
                         "that labels the channels, or several, comma-separated, for the KL under each (each seed's "
                         "trained once, then cached)")
+    parser.add_argument("--drs-steps", type=int, default=0, help="K > 0: score the samples that pass discriminator "
+                        "rejection sampling, each run's D first calibrated for K steps against its frozen generator")
+    parser.add_argument("--drs-quantile", type=float, default=0.9, help="with --drs-steps: the quantile of the "
+                        "logits above which every candidate is accepted (about 1 / (1 - q) candidates per sample)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config key for every method, e.g. optim.lr_decay=linear (repeatable)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "mode_coverage"))
@@ -404,6 +451,10 @@ def check_and_run(args) -> None:
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: train at least 1 seed")
     args.classifier_seeds = parse_classifier_seeds(args.classifier_seed)
+    if args.drs_steps < 0:
+        raise UserError(f"--drs-steps {args.drs_steps}: use 0 (no rejection sampling) or a number of steps, e.g. 2000")
+    if args.drs_steps and not 0 <= args.drs_quantile < 1:
+        raise UserError(f"--drs-quantile {args.drs_quantile}: use a value in [0, 1), e.g. 0.9")
     # Every method's config built, its data opened and its workdir checked before anything trains.
     overrides = parse_overrides(args.set, benchmark_names[0])
     configs = {(benchmark, method): method_config(benchmark, method, args.steps, overrides)
@@ -412,6 +463,8 @@ def check_and_run(args) -> None:
     datasets = {benchmark: data.open_dataset(configs[benchmark, method_names[0]].data)
                 for benchmark in benchmark_names}
     for (benchmark, method), config in configs.items():
+        if args.drs_steps:
+            rejection.check_config(config)
         check_workdir(method_workdir(args.out, benchmark, method), config, seeds_of(args, benchmark))
     run(args, overrides, configs, datasets)
 
@@ -503,8 +556,9 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
             picture = os.path.join(args.out, method_name(benchmark, method) + ".png")
             print(f"{benchmark} {method}, {len(seeds)} seeds at once "
                   f"({'side by side' if seeds_side_by_side(config) else 'vmapped'}):", flush=True)
-            samples, seconds = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
-                                           EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method))
+            samples, seconds, draws = train_seeds(config, datasets[benchmark], seeds, not args.no_ema,
+                                                  EVAL_SAMPLES[benchmark], method_workdir(args.out, benchmark, method),
+                                                  (args.drs_steps, args.drs_quantile) if args.drs_steps else None)
             scores = [score(benchmark, seed_samples, digits) for seed_samples in samples]
             more = more_classifiers_scores(samples, more_digits)
             with writing_in(args.out):
@@ -514,13 +568,16 @@ def run(args, overrides: dict, configs: dict, datasets: dict) -> None:
                     mixtures.plot(samples[0], benchmark, picture,
                                   title=f"{benchmark} {method} seed 0: {scores[0]['modes']} modes")
             label = f"jaxgan {method}" + (" (raw G)" if args.no_ema else "") + "".join(
-                f", {key}={value}" for key, value in overrides.items())
+                f", {key}={value}" for key, value in overrides.items()) + (
+                f", DRS ({args.drs_steps} calibration steps, quantile {args.drs_quantile})" if draws else "")
             lines.append(table_row(label, config.steps, benchmark, scores, f"{seconds:.0f}", more))
             print(lines[-1], flush=True)
             results.append({"benchmark": benchmark, "method": method, "keys": {**METHODS[method], **overrides},
                             "batch_size": config.batch_size, "steps": config.steps, "seeds": seeds,
                             "generator": "raw" if args.no_ema else "EMA",
-                            "scores": scores, "train_seconds": seconds, **judge, **more_field(more)})
+                            "scores": scores, "train_seconds": seconds, **judge, **more_field(more),
+                            **({"rejection": {"calibration_steps": args.drs_steps, "quantile": args.drs_quantile,
+                                              "draws": draws}} if draws else {})})
             write_outputs(args.out, lines, results, references, time.perf_counter() - start, finished=False)
         for name, m, se, q, kl in PUBLISHED[benchmark]:
             modes = f"{m} ± {se}" if se is not None else f"{m}"

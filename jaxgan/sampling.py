@@ -25,10 +25,11 @@ MAX_IMAGES = 100_000  # per command: the images are held in memory before they a
 ARGUMENTS_KEY = "sample.py arguments"  # the PNG text chunk from which `sample.py --from-image` works
 
 
-def latents(seed: int, num: int, latent_dim: int, truncation: float = 1.0) -> jax.Array:
-    """float32 [num, latent_dim]: N(0, I) latents, scaled by `truncation` (< 1 trades variety for fidelity)."""
+def latents(seed: int, num: int, latent_dim: int, truncation: float = 1.0, start: int = 0) -> jax.Array:
+    """float32 [num, latent_dim]: N(0, I) latents of images start .. start + num - 1 of `seed`, scaled
+    by `truncation` (< 1 trades variety for fidelity)."""
     root = jax.random.key(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(num))
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(start + jnp.arange(num))
     return truncation * jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
 
 

@@ -100,7 +100,7 @@ def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, 
                                        "data.data_dir": data_dir, "data.cache_mb": 0})
     dataset, seeds_dir = data.open_dataset(config.data), str(tmp_path / "seeds")
     # The raw generator: after 3 steps the EMA one is still nearly the initial one.
-    samples, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    samples, _, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
     assert samples.shape == (2, 6, *dataset.image_shape)
     for index, seed in enumerate([3, 0]):  # each run with its own batches (another seed's: off by 1e-2 and more)
         own_config = config.copy_and_resolve_references()
@@ -113,13 +113,13 @@ def test_seeds_trained_at_once_are_their_train_py_runs_and_resume_exactly(name, 
     # Stopped after the step-2 checkpoint: the same call trains step 3 again, from it, to the same runs.
     shutil.rmtree(os.path.join(seeds_dir, "checkpoints", "3"))
     capsys.readouterr()
-    resumed, seconds = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    resumed, seconds, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
     out = capsys.readouterr().out
     assert f"resumed {seeds_dir} from step 2" in out
     assert re.search(r"step 3/3, [0-9.e+]+ steps/s, ETA 0m00s", out)  # the rate since the resumed step
     np.testing.assert_array_equal(resumed, samples)
     # Finished: sampled again, nothing trained.
-    again, seconds_again = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
+    again, seconds_again, _ = mode_coverage.train_seeds(config, dataset, [3, 0], False, 6, seeds_dir)
     assert "step 3/3" not in capsys.readouterr().out and seconds_again == seconds > 0
     np.testing.assert_array_equal(again, samples)
     with pytest.raises(UserError, match=r"holds the runs of seeds \[3, 0\], not \[3\]; pass the same --seeds"):
@@ -344,7 +344,11 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
     for args, message in (
             (["--set", "optim.no_such_key=1"], "--set optim.no_such_key: configs/ring8.py has no such key"),
             (["--set", "data.label_key=label"], "the 2-D mixture ring8 has no labels; set --config.data.label_key=''"),
-            (["--seeds", "0"], "--seeds 0: train at least 1 seed")):
+            (["--seeds", "0"], "--seeds 0: train at least 1 seed"),
+            (["--drs-steps", "-1"], "--drs-steps -1: use 0 (no rejection sampling) or a number of steps, e.g. 2000"),
+            (["--drs-steps", "5", "--drs-quantile", "1"], "--drs-quantile 1.0: use a value in [0, 1), e.g. 0.9"),
+            (["--drs-steps", "5", "--methods", "PacGAN2"], "rejection sampling needs a D that scores each sample "
+                                                           "alone: set model.d_pack=1 and model.d_mbstd_group=0")):
         # In this process (main() as the command runs it): a subprocess would spend seconds importing jax.
         monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "ring8", *args, "--out", str(out)])
         with pytest.raises(SystemExit) as stop:
