@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from jaxgan import data, rejection, train
+from jaxgan import data, rejection, sampling, train
 from jaxgan.errors import UserError
 
 sys.path.insert(0, ROOT)
@@ -51,7 +51,7 @@ def test_accepted_samples_follow_the_data_where_d_is_the_density_ratio():
 
 def test_with_m_at_the_lowest_logit_every_candidate_passes_in_order():
     samples, how = draw(3000, 0.0)
-    plain = np.asarray(train.make_generate(FirstCoordinate())({}, {}, rejection.sampling.latents(0, 3000, 4), None))
+    plain = np.asarray(train.make_generate(FirstCoordinate())({}, {}, sampling.latents(0, 3000, 4), None))
     assert how["threshold"] == pytest.approx(float(plain[:, 0].min() - 0.5), abs=0.5)
     assert how["acceptance"] > 0.999
     np.testing.assert_array_equal(samples[:2000], plain[:2000])  # at most one of the first rejected: its logit is M
@@ -85,7 +85,7 @@ def test_calibration_trains_d_alone_against_the_frozen_generator():
     jax.tree.map(np.testing.assert_array_equal, again[0], d_params)
     # The calibrated D scores the ring's points above G's: its logit, log p_data / p_g, ranks them.
     real = pipeline.batch(1000)["image"]
-    fake = train.make_generate(generator)(state.g_params, state.g_batch_stats, rejection.sampling.latents(0, 100, 2),
+    fake = train.make_generate(generator)(state.g_params, state.g_batch_stats, sampling.latents(0, 100, 2),
                                           None)
     logits = lambda x: discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, x)  # noqa: E731
     assert float(logits(real).mean()) > float(logits(fake).mean()) + 1
