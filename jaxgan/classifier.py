@@ -104,11 +104,13 @@ def require_digits_run(class_names, workdir: str) -> None:
 def load_or_train_digit_classifier(seed: int = 0, data_dir: str | None = None) -> TrainedClassifier:
     """The classifier of `seed`, trained once and then read from the cache in the TFDS data dir.
 
-    Cached as `jaxgan_cache/digit_classifier/seed{seed}-epochs{EPOCHS}-v{TRAINING_VERSION}.msgpack`
-    (its parameters) beside a .json holding its held-out accuracy.
+    Cached as `jaxgan_cache/digit_classifier/seed{seed}-epochs{EPOCHS}-v{TRAINING_VERSION}-jax{version}.msgpack`
+    (its parameters) beside a .json holding its held-out accuracy. The jax version is in the name
+    because another jax trains another classifier from the same seed (0.12.0.1 and 0.12.1: 97.9 and
+    97.6 % held-out for seed 0), and every figure read by it would change with it.
     """
     stem = os.path.join(data.cache_dir(data_dir), "digit_classifier",
-                        f"seed{seed}-epochs{EPOCHS}-v{TRAINING_VERSION}")
+                        f"seed{seed}-epochs{EPOCHS}-v{TRAINING_VERSION}-jax{jax.__version__}")
     if os.path.exists(stem + ".json"):
         with open(stem + ".msgpack", "rb") as f:
             params = flax.serialization.msgpack_restore(f.read())

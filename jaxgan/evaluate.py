@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
@@ -64,7 +65,8 @@ def reference_features(data_config: ml_collections.ConfigDict, split: str, netwo
     """The features of `split` of a run's dataset at the run's resolution, computed once and cached.
 
     The cache file, in the TFDS data dir, is keyed by dataset, version, split, resolution, crop,
-    image count and feature network, so that no other protocol ever reads it. `num_reference` = 0
+    image count, feature network and jax version (another jax computes other features: the digit
+    classifier itself differs), so that no other protocol ever reads it. `num_reference` = 0
     takes the whole split; fewer takes the first of a fixed (seed 0) permutation.
     """
     if data_config.folder or data_config.patches:
@@ -79,7 +81,7 @@ def reference_features(data_config: ml_collections.ConfigDict, split: str, netwo
     size = data_config.image_size or dataset.image_shape[0]  # as the run's Pipeline: 0 is the dataset's own
     version = tfds.builder(data_config.name, data_dir=data_dir).version
     description = f"{data_config.name} {version} {split}: {count} images, centre crops at {size}x{size}"
-    key = f"{data_config.name}-{version}-{split}-center{size}px-n{count}-{network.name}"
+    key = f"{data_config.name}-{version}-{split}-center{size}px-n{count}-{network.name}-jax{jax.__version__}"
     path = os.path.join(data.cache_dir(data_dir), "reference_features", key + ".npz")
     if os.path.exists(path):
         with np.load(path) as cached:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -113,9 +114,9 @@ def test_reference_features_are_cached_per_protocol(digit_classifier, data_dir, 
     np.testing.assert_allclose(whole.mean, whole.features.astype(np.float64).mean(axis=0), rtol=1e-9, atol=1e-9)
     names = sorted(os.path.basename(p) for p in glob.glob(
         os.path.join(data.cache_dir(data_dir), "reference_features", "*.npz")))
-    assert f"jaxgan_digits-1.0.0-train-center28px-n4000-{network.name}.npz" in names
-    assert f"jaxgan_digits-1.0.0-train-center28px-n300-{network.name}.npz" in names
-    assert f"jaxgan_digits-1.0.0-test-center28px-n1000-{network.name}.npz" in names
+    assert f"jaxgan_digits-1.0.0-train-center28px-n4000-{network.name}-jax{jax.__version__}.npz" in names
+    assert f"jaxgan_digits-1.0.0-train-center28px-n300-{network.name}-jax{jax.__version__}.npz" in names
+    assert f"jaxgan_digits-1.0.0-test-center28px-n1000-{network.name}-jax{jax.__version__}.npz" in names
     monkeypatch.setattr(data, "Pipeline", None)  # a cached protocol reads no image
     np.testing.assert_array_equal(evaluate.reference_features(config.data, "train", network, 300).features,
                                   fewer.features)
