@@ -1,7 +1,7 @@
 # make install: .venv with the project and its test tools; make train / make test run it first.
 # make test also installs Debian's chromium and chromium-driver (for the explorer page's browser test).
 # Python: python3.12 when present (jax 0.12 needs it), else python3 (>= 3.11).
-# Under 3.12 the versions are constraints.txt's, those every recorded figure was made with.
+# Under 3.12 the versions are constraints.txt's (jax 0.12.0.1, the recorded figures' jax).
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3; do \
 	$$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
