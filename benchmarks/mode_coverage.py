@@ -28,7 +28,8 @@ The same command with other classifier seeds scores a finished run again without
 With --drs-steps K the samples scored are those that pass discriminator rejection sampling
 (jaxgan.rejection; Azadi et al. 2019): each run's D, calibrated for K more steps against its frozen
 generator on the run's next batches, accepts candidate x with probability min(1, exp(logit(x) - M)),
-M the --drs-quantile (default 0.9) of the first 10,000 candidates' logits. The runs are the same as
+M the --drs-quantile (default 0.9) of the first 10,000 candidates' logits (a packed D's: each
+candidate's mean over packs with fixed partners). The runs are the same as
 without it (a finished --out is only calibrated, sampled and scored again); the rows say "DRS".
 
 Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m samples at once; the
@@ -230,7 +231,7 @@ def rejection_samples(config, pipelines: list, generator, discriminator, states,
             batches.close()  # stops its threads
         run_samples, draw = rejection.rejection_sample(generator, discriminator, g_params, state.g_batch_stats,
                                                        d_params, d_batch_stats, config.model.latent_dim,
-                                                       num_samples, 0, quantile)
+                                                       num_samples, 0, quantile, config.model.d_pack)
         samples.append(run_samples)
         draws.append({**draw, "calibration_loss": [float(step_losses[:100].mean()),
                                                    float(step_losses[-100:].mean())]})

@@ -9,8 +9,15 @@ generator (`calibrate_discriminator`); and M is a quantile of the logits rather 
 so that a sample above it is always accepted instead of almost every sample being rejected
 (the paper's shift gamma plays that part).
 
-Only for unconditional GANs whose D scores each image alone: no packing (`model.d_pack` 1) and no
-minibatch standard deviation (`model.d_mbstd_group` 0).
+A packed D (PacGAN, `model.d_pack` m > 1) judges m samples at once, and the optimal one's logit is
+the sum of its members' log density ratios (m real samples drawn independently against m
+generated ones). So a candidate is scored in packs with fixed partners, generated samples drawn
+once: its logit there is its own log ratio plus the partners' sum, a constant that M's quantile
+absorbs. Averaging over PARTNER_PACKS sets of partners evens out how the trained D departs from
+the optimal one on any one set.
+
+Only for unconditional GANs whose D scores each sample or pack on its own: no minibatch standard
+deviation (`model.d_mbstd_group` 0), whose feature is a statistic of the whole group.
 """
 
 from collections.abc import Iterator
@@ -26,15 +33,16 @@ from jaxgan.errors import UserError
 
 CHUNK = 500  # candidates per generator and discriminator call
 BURN_IN = 10_000  # candidates whose logits set the threshold M (the paper's burn-in)
+PARTNER_PACKS = 8  # sets of fixed partners a candidate of a packed D is scored with
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """UserError unless DRS can score each sample of this config's GAN on its own."""
+    """UserError unless DRS can score each sample of this config's GAN (alone or in packs)."""
     if config.data.label_key:
         raise UserError("rejection sampling is for unconditional GANs: set data.label_key to \"\"")
-    if config.model.d_pack != 1 or config.model.d_mbstd_group != 0:
-        raise UserError("rejection sampling needs a D that scores each sample alone: set model.d_pack=1 and "
-                        "model.d_mbstd_group=0")
+    if config.model.d_mbstd_group != 0:
+        raise UserError("rejection sampling cannot score a sample through D's minibatch-stddev feature, a "
+                        "statistic of its whole group: set model.d_mbstd_group=0")
 
 
 def calibrate_discriminator(config: ml_collections.ConfigDict, generator, discriminator, state: train.TrainState,
@@ -46,13 +54,14 @@ def calibrate_discriminator(config: ml_collections.ConfigDict, generator, discri
 
     Each update is one Adam step (the config's D rate and betas, a fresh optimizer state) on D's
     logistic loss, whatever loss trained the GAN: it is the loss whose optimal logit is the log
-    density ratio. No augmentation: D is calibrated on the images it will score. real_batches:
-    the run's pipeline from where training stopped (`pipeline.batches(state.step, state.step +
-    steps)`), images float32 [B, ...] in [-1, 1]; update k's latents are train.py's of step
-    state.step + k of `seed` (default config.seed), so calibration goes on with the data and noise
-    the run would have seen next.
+    density ratio. A packed D is calibrated on packs, as it was trained. No augmentation: D is
+    calibrated on the images it will score. real_batches: the run's pipeline from where training
+    stopped (`pipeline.batches(state.step, state.step + steps)`), images float32 [B, ...] in [-1,
+    1]; update k's latents are train.py's of step state.step + k of `seed` (default config.seed),
+    so calibration goes on with the data and noise the run would have seen next.
     """
     tx = optax.adam(config.optim.d_lr, b1=config.optim.b1, b2=config.optim.b2)
+    num_packed = config.model.d_pack
 
     @jax.jit
     def update(d_state, g_params, g_batch_stats, real, z):
@@ -61,7 +70,9 @@ def calibrate_discriminator(config: ml_collections.ConfigDict, generator, discri
 
         def objective(d_params):
             logits, updates = discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},
-                                                  jnp.concatenate([real, fake]), None, update_stats=True,
+                                                  jnp.concatenate([train.pack(real, num_packed),
+                                                                   train.pack(fake, num_packed)]),
+                                                  None, update_stats=True,
                                                   mutable=["batch_stats"])
             real_logits, fake_logits = jnp.split(logits, 2)
             return losses.nonsaturating_d_loss(real_logits, fake_logits), updates.get("batch_stats", {})
@@ -82,7 +93,7 @@ def calibrate_discriminator(config: ml_collections.ConfigDict, generator, discri
 
 
 def rejection_sample(generator, discriminator, g_params, g_batch_stats, d_params, d_batch_stats, latent_dim: int,
-                     num_samples: int, seed: int, quantile: float) -> tuple[np.ndarray, dict]:
+                     num_samples: int, seed: int, quantile: float, num_packed: int = 1) -> tuple[np.ndarray, dict]:
     """`num_samples` generated samples that pass DRS, and how they were drawn.
 
     Candidates are images 0, 1, 2, ... of sample.py's `seed` (`sampling.latents`), CHUNK at a time;
@@ -91,16 +102,34 @@ def rejection_sample(generator, discriminator, g_params, g_batch_stats, d_params
     arguments give the same samples, in candidate order. Expect to draw about num_samples / (1 -
     quantile) candidates or fewer (every candidate above M is accepted, and some below).
 
+    num_packed: the m of a packed D (`model.d_pack`). For m > 1 a candidate's logit is its mean
+    over PARTNER_PACKS packs of it first and m - 1 fixed partners, images 0, 1, ... of `seed` + 1.
+
     Returns (float32 [num_samples, ...] in the generator's range, {"threshold": M, "candidates":
     how many were drawn, "acceptance": the fraction of them accepted}).
     """
     if not 0 <= quantile < 1:
         raise UserError(f"rejection quantile {quantile}: use a value in [0, 1), e.g. 0.9")
     generate = train.make_generate(generator)
+    partner_packs = None  # [PARTNER_PACKS, ..., (m - 1) * C]: each set joined as train.pack joins a pack
+    if num_packed > 1:
+        partners = generate(g_params, g_batch_stats,
+                            sampling.latents(seed + 1, PARTNER_PACKS * (num_packed - 1), latent_dim), None)
+        partner_packs = train.pack(partners, num_packed - 1)
 
     @jax.jit
     def logits_of(d_params, d_batch_stats, images):
-        return discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, images, None)
+        def judge(inputs):
+            return discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, inputs, None)
+
+        if partner_packs is None:
+            return judge(images)
+
+        def judge_with(partners):  # each candidate first in a pack with these partners
+            broadcast = jnp.broadcast_to(partners, (*images.shape[:-1], partners.shape[-1]))
+            return judge(jnp.concatenate([images, broadcast], axis=-1))
+
+        return jnp.mean(jax.lax.map(judge_with, partner_packs), axis=0)
 
     uniforms = np.random.default_rng(seed)
     pending, accepted = [], []  # pending: (images, logits) of candidates not yet accepted or rejected

@@ -347,8 +347,9 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
             (["--seeds", "0"], "--seeds 0: train at least 1 seed"),
             (["--drs-steps", "-1"], "--drs-steps -1: use 0 (no rejection sampling) or a number of steps, e.g. 2000"),
             (["--drs-steps", "5", "--drs-quantile", "1"], "--drs-quantile 1.0: use a value in [0, 1), e.g. 0.9"),
-            (["--drs-steps", "5", "--methods", "PacGAN2"], "rejection sampling needs a D that scores each sample "
-                                                           "alone: set model.d_pack=1 and model.d_mbstd_group=0")):
+            (["--drs-steps", "5", "--methods", "GAN + mbstd"], "rejection sampling cannot score a sample through "
+                                                               "D's minibatch-stddev feature, a statistic of its "
+                                                               "whole group: set model.d_mbstd_group=0")):
         # In this process (main() as the command runs it): a subprocess would spend seconds importing jax.
         monkeypatch.setattr(sys, "argv", ["mode_coverage.py", "--only", "ring8", *args, "--out", str(out)])
         with pytest.raises(SystemExit) as stop:

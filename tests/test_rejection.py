@@ -33,6 +33,15 @@ class LogRatio(nn.Module):
         return x[:, 0] - 0.5
 
 
+class PackedLogRatio(nn.Module):
+    """The optimal packed D of the same two: a pack [N, m] of m independent draws scores the sum of
+    its members' log ratios."""
+
+    @nn.compact
+    def __call__(self, packs, labels=None, update_stats=False):
+        return (packs - 0.5).sum(axis=-1)
+
+
 def draw(num_samples, quantile, seed=0):
     return rejection.rejection_sample(FirstCoordinate(), LogRatio(), {}, {}, {}, {}, 4, num_samples, seed, quantile)
 
@@ -49,6 +58,17 @@ def test_accepted_samples_follow_the_data_where_d_is_the_density_ratio():
     assert not np.array_equal(draw(4000, 0.999, seed=1)[0], samples)
 
 
+@pytest.mark.parametrize("num_packed", [2, 3])
+def test_a_packed_d_scores_each_candidate_with_fixed_partners(num_packed):
+    samples, how = rejection.rejection_sample(FirstCoordinate(), PackedLogRatio(), {}, {}, {}, {}, 4, 4000, 0,
+                                              0.999, num_packed)
+    # Partners fixed for every candidate add one constant to its log ratio, which M absorbs: N(1, 1)
+    # again. (A candidate packed with itself would be weighted by exp(2 (x - 1/2)): N(2, 1).)
+    assert samples.shape == (4000, 1)
+    assert abs(samples.mean() - 1.0) < 0.06 and abs(samples.std() - 1.0) < 0.05
+    assert how["acceptance"] == pytest.approx(np.exp(-(3.09 - 0.5)), rel=0.15)
+
+
 def test_with_m_at_the_lowest_logit_every_candidate_passes_in_order():
     samples, how = draw(3000, 0.0)
     plain = np.asarray(train.make_generate(FirstCoordinate())({}, {}, sampling.latents(0, 3000, 4), None))
@@ -57,18 +77,23 @@ def test_with_m_at_the_lowest_logit_every_candidate_passes_in_order():
     np.testing.assert_array_equal(samples[:2000], plain[:2000])  # at most one of the first rejected: its logit is M
 
 
-def test_a_quantile_outside_0_1_and_a_model_that_scores_samples_together_are_refused():
+def test_a_quantile_outside_0_1_and_a_d_that_scores_a_group_statistic_are_refused():
     with pytest.raises(UserError, match=r"rejection quantile 1: use a value in \[0, 1\)"):
         draw(10, 1)
     config = ring8.get_config()
     config.model.d_pack = 2
-    with pytest.raises(UserError, match="set model.d_pack=1 and model.d_mbstd_group=0"):
+    rejection.check_config(config)  # packs are scored with fixed partners
+    config.model.d_mbstd_group = 4
+    with pytest.raises(UserError, match="minibatch-stddev feature, a statistic of its whole group: set "
+                                        "model.d_mbstd_group=0"):
         rejection.check_config(config)
 
 
-def test_calibration_trains_d_alone_against_the_frozen_generator():
+@pytest.mark.parametrize("num_packed", [1, 2])
+def test_calibration_trains_d_alone_against_the_frozen_generator(num_packed):
     config = ring8.get_config()
     config.batch_size = 100
+    config.model.d_pack = num_packed
     generator, discriminator = train.build_models(config, (2,), 0)
     state = jax.jit(lambda: train.init_state(config, generator, discriminator, (2,)))()
     pipeline = data.make_pipeline(data.open_dataset(config.data), config)
@@ -87,7 +112,8 @@ def test_calibration_trains_d_alone_against_the_frozen_generator():
     real = pipeline.batch(1000)["image"]
     fake = train.make_generate(generator)(state.g_params, state.g_batch_stats, sampling.latents(0, 100, 2),
                                           None)
-    logits = lambda x: discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, x)  # noqa: E731
+    logits = lambda x: discriminator.apply({"params": d_params, "batch_stats": d_batch_stats},  # noqa: E731
+                                           train.pack(x, num_packed))
     assert float(logits(real).mean()) > float(logits(fake).mean()) + 1
 
 
@@ -96,24 +122,26 @@ def test_the_benchmark_scores_drs_samples_of_the_runs_it_trained(tmp_path, monke
     import mode_coverage
 
     out = tmp_path / "out"
-    command = ["mode_coverage.py", "--only", "grid25", "--seeds", "2", "--steps", "100", "--methods", "GAN",
-               "--out", str(out)]
+    command = ["mode_coverage.py", "--only", "grid25", "--seeds", "2", "--steps", "100", "--methods",
+               "GAN,PacGAN2", "--out", str(out)]
     monkeypatch.setattr(sys, "argv", command)
     mode_coverage.main()
-    plain = json.loads((out / "results.json").read_text())["results"][0]
+    plain = json.loads((out / "results.json").read_text())["results"]
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", command + ["--drs-steps", "200", "--drs-quantile", "0.5"])
     mode_coverage.main()  # the finished runs are not trained again: only calibrated, sampled and scored
     printed = capsys.readouterr().out
-    assert "step 100/100" not in printed and printed.count("DRS, seed ") == 2
-    result = json.loads((out / "results.json").read_text())["results"][0]
-    assert result["rejection"]["calibration_steps"] == 200 and len(result["rejection"]["draws"]) == 2
-    for draw in result["rejection"]["draws"]:
-        assert 0.3 < draw["acceptance"] < 1 and draw["candidates"] >= 2500
-        assert draw["calibration_loss"][1] < draw["calibration_loss"][0]
-    assert "| jaxgan GAN, DRS (200 calibration steps, quantile 0.5) | 100 |" in (out / "table.md").read_text()
-    assert result["train_seconds"] == plain["train_seconds"]
+    assert "step 100/100" not in printed and printed.count("DRS, seed ") == 4
+    results = json.loads((out / "results.json").read_text())["results"]
+    table = (out / "table.md").read_text()
+    for result, plain_result in zip(results, plain):  # GAN, then PacGAN2: its packs scored with partners
+        assert result["rejection"]["calibration_steps"] == 200 and len(result["rejection"]["draws"]) == 2
+        for draw in result["rejection"]["draws"]:
+            assert 0.3 < draw["acceptance"] < 1 and draw["candidates"] >= 2500
+            assert draw["calibration_loss"][1] < draw["calibration_loss"][0]
+        assert f"| jaxgan {result['method']}, DRS (200 calibration steps, quantile 0.5) | 100 |" in table
+        assert result["train_seconds"] == plain_result["train_seconds"]
     # After 100 steps G spreads its points over too few modes, unevenly; the calibrated D evens them
-    # out (KL 1.96 -> 1.77 and 1.71 -> 1.58 here), while too coarse yet to see the modes' width.
-    for drs_score, plain_score in zip(result["scores"], plain["scores"]):
+    # out (GAN's KL 1.34 -> 1.13 and 1.70 -> 1.59 here), while too coarse yet to see the modes' width.
+    for drs_score, plain_score in zip(results[0]["scores"], plain[0]["scores"]):
         assert drs_score["reverse_kl"] < plain_score["reverse_kl"] - 0.05, (drs_score, plain_score)
