@@ -36,7 +36,8 @@ Methods: GAN (the config as it is: non-saturating loss), PacGANm (D judges m sam
 batch holds m times as many samples, as many packs as GAN's batch has samples, as in PacGAN's
 code), "GAN + mbstd" (a minibatch-stddev feature in D). `--set optim.lr_decay=linear` (repeatable;
 the value read by the key's type, as train.py's --config.KEY=VALUE) changes a config key for every
-method. Each table starts with the data itself, scored as the samples are (seed s: the first N
+method; `--set batch_size=128` sets GAN's batch and PacGANm's packs per batch (m x 128 samples).
+Each table starts with the data itself, scored as the samples are (seed s: the first N
 examples of its run's order, for 2-D N draws of the mixture): what a generator matching the data
 would score. Prints a markdown table beside the published rows and writes to --out: table.md,
 results.json (every seed's numbers; the data's under "data") and NAME_METHOD.png (seed 0's
@@ -123,7 +124,8 @@ def parse_overrides(pairs: list[str], mixture: str) -> dict:
 
 
 # Keys the benchmark sets itself, per run or per method: --set must not override them silently.
-BENCHMARK_KEYS = {"seed": "--seeds", "steps": "--steps", "batch_size": "--methods", "model.d_pack": "--methods",
+# batch_size is not among them: it counts packs, which PacGANm multiplies by m into samples.
+BENCHMARK_KEYS = {"seed": "--seeds", "steps": "--steps", "model.d_pack": "--methods",
                   "model.d_mbstd_group": "--methods"}
 
 

@@ -334,6 +334,10 @@ def test_benchmark_set_changes_every_method_and_a_bad_key_is_one_clear_line(tmp_
     config = mode_coverage.method_config("grid25", "PacGAN2", 10, overrides)
     assert (config.optim.lr_decay, config.optim.g_lr, config.optim.d_lr, config.optim.b1, config.data.random_flip,
             config.batch_size, config.steps) == ("linear", 2e-4, 1e-4, 0.0, True, 200, 10)
+    # batch_size counts packs: GAN's batch, PacGAN2's packs of 2 samples each.
+    packs = mode_coverage.parse_overrides(["batch_size=64"], "grid25")
+    assert [mode_coverage.method_config("grid25", method, 10, packs).batch_size
+            for method in ("GAN", "PacGAN2")] == [64, 128]
     for pairs, message in ((["optim.lr_decay=cosine"], "must be 'constant' or 'linear'"),
                            (["optim.g_lr=fast"], "--set optim.g_lr=fast: could not convert string to float: 'fast'"),
                            (["log_every=2.5"], "invalid literal for int"),
