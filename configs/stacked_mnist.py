@@ -17,6 +17,7 @@ Expect:   see README "Mode coverage": modes of 1,000 hit by 26,000 samples (each
           (0.062 at 40k, 0.068 at 60k; at optim.g_lr=4e-4 1000 / 0.107, 0.069 at 40k,
           0.059 at 60k, 0.054 at 80k, 0.059 at 100k (median of 6 0.083); with batch_size=128
           for 10k steps 1000 / 0.149, median of 6 0.167, on a slower CPU with its own classifiers;
+          with loss.name=least_squares 1000 / 0.122, median of 6 0.157 (0.153 without);
           optim.g_lr=4e-4 optim.b1=0.0 alone 1000 / 0.129),
           optim.g_lr=1.6e-3 with model.d_spectral_norm=False 1000 / 0.112 (under jax 0.12.1:
           0.133, and with --drs-steps 2000 0.112; with D normalised 0.145 and 0.125), and with
